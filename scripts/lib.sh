@@ -12,7 +12,7 @@ VZ_PY=/usr/bin/python3
 
 vz_say()
 {
-	printf '%s: %s\n' "${0##*/}" "$*" >&2
+	printf '%s/%s: %s\n' "$(basename "$(dirname "$0")")" "${0##*/}" "$*" >&2
 }
 
 # vz_option_value BUILD_DIR NAME: print a meson option's current value.
@@ -35,6 +35,7 @@ PY
 # An existing build directory is reused; only options that differ from the
 # requested ones are changed (ninja itself reruns meson when meson.build
 # changes).
+# shellcheck disable=SC2120 # scripts/test passes -Dwerror=true
 vz_build()
 {
 	if [ ! -f "$VZ_BUILD_DIR/meson-private/coredata.dat" ]; then
@@ -60,4 +61,35 @@ vz_deps()
 		return 0
 	fi
 	"$VZ_ROOT/scripts/deps"
+}
+
+# vz_prepare: deps and build, then set VIZFS to the binary to run.  When
+# VIZFS is already set in the environment, that binary is used as it is
+# (no deps, no build).
+vz_prepare()
+{
+	if [ -n "${VIZFS:-}" ]; then
+		[ -x "$VIZFS" ] || {
+			vz_say "VIZFS=$VIZFS is not executable"
+			return 1
+		}
+		return 0
+	fi
+	vz_deps || {
+		vz_say "installing dependencies failed"
+		return 1
+	}
+	# shellcheck disable=SC2119 # no extra meson options here
+	vz_build >&2 || {
+		vz_say "build failed"
+		return 1
+	}
+	case $VZ_BUILD_DIR in
+	/*) VIZFS=$VZ_BUILD_DIR/vizfs ;;
+	*) VIZFS=$VZ_ROOT/$VZ_BUILD_DIR/vizfs ;;
+	esac
+	[ -x "$VIZFS" ] || {
+		vz_say "no vizfs binary at $VIZFS"
+		return 1
+	}
 }

@@ -15,6 +15,12 @@ vz_say()
 	printf '%s/%s: %s\n' "$(basename "$(dirname "$0")")" "${0##*/}" "$*" >&2
 }
 
+vz_die()
+{
+	vz_say "$*"
+	exit 1
+}
+
 # vz_option_value BUILD_DIR NAME: print a meson option's current value.
 vz_option_value()
 {

@@ -283,6 +283,11 @@ int vz_builder_open(const struct vz_conf *c, const struct vz_build_opts *o,
 	co.dir = b->cache_dir;
 	co.map_size = c->cache_map_size;
 	co.read_only = o->read_only;
+	if (o->read_only && access(b->cache_dir, F_OK) != 0) {
+		/* Nothing built yet: report an empty, stale cache. */
+		*out = b;
+		return 0;
+	}
 	rc = vz_cache_open(&co, &b->cache);
 	if (rc)
 		goto fail;
@@ -420,6 +425,7 @@ static int stage_one(void *ud, void *ctx, size_t i)
 	 * holds the marker holds the blobs too; a redo rewrites the same
 	 * keys with the same bytes. */
 	stage_marker(key, sizeof key, t->input, t->start);
+	atomic_fetch_add(&b->n_staged_chunks, 1);
 	return vz_writer_put(b->wr, VZ_DB_META, key, strlen(key), &st,
 			     sizeof st);
 }
@@ -589,6 +595,11 @@ int vz_builder_stage(struct vz_builder *b)
 
 	if (b->indexed)
 		return 0;
+	if (!b->cache) {
+		vz_err_set("cache %s is not built yet (run vizfs prefetch)",
+			   b->cache_dir);
+		return -ENOENT;
+	}
 	if (meta_get_str(b, META_INDEXED, flag, sizeof flag) == 0) {
 		rc = load_index(b);
 		if (!rc)
@@ -880,6 +891,7 @@ static int put_pngs(struct vz_builder *b, struct vz_wctx *w,
 		int rc = encode_png(b, w, (int)s, k->z, bands, &w->png);
 		if (rc)
 			return rc;
+		atomic_fetch_add(&b->n_pngs, 1);
 		vz_key_tile(key, k);
 		key[VZ_KEY_TILE_LEN] = (uint8_t)s;
 		rc = vz_writer_put(b->wr, VZ_DB_TILE, key, sizeof key,
@@ -973,6 +985,8 @@ static int band_task(void *ud, void *ctx, size_t i)
 	rc = compute_band(b, w, k, w->bands);
 	if (!rc)
 		rc = store_band(b, w, k, w->bands, j->pngs);
+	if (!rc)
+		atomic_fetch_add(&b->n_rendered, 1);
 	if (rc)
 		tile_error(b, k, "render", rc);
 	return rc;
@@ -1145,6 +1159,8 @@ static int ensure_band(struct vz_builder *b, struct vz_wctx *w,
 	if (!rc)
 		rc = store_band(b, w, k, out,
 				b->c->range_mode == VZ_RANGE_PER_TILE);
+	if (!rc)
+		atomic_fetch_add(&b->n_rendered, 1);
 	return rc;
 }
 
@@ -1223,6 +1239,8 @@ int vz_builder_info(struct vz_builder *b, struct vz_info *out)
 	out->fresh = b->fresh;
 	out->n_inputs = b->in->n;
 	out->prestaged = b->in->prestaged;
+	if (!b->cache)
+		return 0;
 	out->staged = meta_get_str(b, META_INDEXED, flag, sizeof flag) == 0;
 	if (vz_cache_stat(b->cache, VZ_DB_STAGED, &e, &by) == 0) {
 		out->staged_rows = e;
@@ -1245,4 +1263,12 @@ int vz_builder_info(struct vz_builder *b, struct vz_info *out)
 	}
 	vz_cache_size(b->cache, &out->file_bytes, &out->map_bytes);
 	return 0;
+}
+
+void vz_builder_counters(const struct vz_builder *b, uint64_t *staged_chunks,
+			 uint64_t *rendered, uint64_t *pngs)
+{
+	*staged_chunks = atomic_load(&b->n_staged_chunks);
+	*rendered = atomic_load(&b->n_rendered);
+	*pngs = atomic_load(&b->n_pngs);
 }

@@ -4,6 +4,7 @@
 #define VIZFS_BUILD_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "vizfs/build.h"
 #include "vizfs/palette.h"
@@ -48,6 +49,7 @@ struct vz_builder {
 	double zrange[VZ_MAX_ZOOM + 1][VZ_MAX_STATS][2];
 	bool zrange_ok[VZ_MAX_ZOOM + 1];
 	pthread_mutex_t lock; /* guards: stage job failure flags */
+	_Atomic uint64_t n_rendered, n_pngs, n_staged_chunks; /* this run */
 };
 
 void vz_wctx_free(struct vz_wctx *w);

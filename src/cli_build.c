@@ -290,15 +290,18 @@ int vz_cli_prefetch(int argc, char **argv)
 		return ex;
 	}
 	if (!o.quiet && vz_builder_info(s.b, &info) == 0) {
+		uint64_t chunks, rendered, pngs;
+		vz_builder_counters(s.b, &chunks, &rendered, &pngs);
 		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
 			tiles += info.z[z].bands;
 		fprintf(stderr,
-			"vizfs prefetch: %" PRIu64 " tiles (z%d-%d) from %zu "
-			"input%s in %.1f s; cache %s\n",
-			tiles, o.zset ? (int)o.zmin : s.conf->z_min,
-			o.zset ? (int)o.zmax : s.conf->z_max, info.n_inputs,
-			info.n_inputs == 1 ? "" : "s", vz_now() - t0,
-			o.cache ? o.cache : s.conf->cache_dir);
+			"vizfs prefetch: %" PRIu64 " tiles in the cache (z%d-%d)"
+			" from %zu input%s; this run staged %" PRIu64
+			" chunks, rendered %" PRIu64 " tiles and %" PRIu64
+			" PNGs in %.1f s; cache %s\n",
+			tiles, s.conf->z_min, s.conf->z_max, info.n_inputs,
+			info.n_inputs == 1 ? "" : "s", chunks, rendered, pngs,
+			vz_now() - t0, o.cache ? o.cache : s.conf->cache_dir);
 	}
 	close_session(&s);
 	return VZ_EXIT_OK;

@@ -95,6 +95,11 @@ int vz_builder_info(struct vz_builder *b, struct vz_info *out);
 /** The inputs in use. */
 const struct vz_inputs *vz_builder_inputs(const struct vz_builder *b);
 
+/** Work done by this builder so far (not counting what was cached):
+ *  staging chunks, tiles rasterized or resampled, PNGs encoded. */
+void vz_builder_counters(const struct vz_builder *b, uint64_t *staged_chunks,
+			 uint64_t *rendered, uint64_t *pngs);
+
 /** Staging counters accumulated over every staged chunk. */
 void vz_builder_stage_stats(const struct vz_builder *b,
 			    struct vz_stage_stats *out);

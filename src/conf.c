@@ -30,17 +30,17 @@ struct pctx {
 };
 
 static const char *const agg_names[] = {
-	[VZ_AGG_SUM] = "sum",	[VZ_AGG_MEAN] = "mean",
-	[VZ_AGG_MIN] = "min",	[VZ_AGG_MAX] = "max",
+	[VZ_AGG_SUM] = "sum",	  [VZ_AGG_MEAN] = "mean",
+	[VZ_AGG_MIN] = "min",	  [VZ_AGG_MAX] = "max",
 	[VZ_AGG_COUNT] = "count", [VZ_AGG_FIRST] = "first",
-	[VZ_AGG_LAST] = "last", [VZ_AGG_STD] = "std",
+	[VZ_AGG_LAST] = "last",	  [VZ_AGG_STD] = "std",
 	[VZ_AGG_VAR] = "var",
 };
 
 /* pandas group-by reductions the PDG accepts but vizfs does not (yet). */
 static const char *const agg_unsupported[] = {
-	"median", "nunique", "prod", "sem", "skew", "size", "idxmin",
-	"idxmax", "mad",     "quantile", "ohlc", "any", "all",
+	"median", "nunique", "prod",	 "sem",	 "skew", "size", "idxmin",
+	"idxmax", "mad",     "quantile", "ohlc", "any",	 "all",
 };
 
 static const char *const rs_names[] = {
@@ -128,7 +128,8 @@ static int expected(const struct pctx *x, const char *key, const char *what,
 		    json_object *v)
 {
 	char b[96];
-	return cerr(x, key, "expected %s, got %s", what, describe(v, b, sizeof b));
+	return cerr(x, key, "expected %s, got %s", what,
+		    describe(v, b, sizeof b));
 }
 
 static int nomem(void)
@@ -207,8 +208,9 @@ static int get_str(const struct pctx *x, const char *key, json_object *v,
 	const char *s;
 
 	if (!json_object_is_type(v, json_type_string))
-		return expected(x, key, nonempty ? "a non-empty string" :
-						   "a string", v);
+		return expected(x, key,
+				nonempty ? "a non-empty string" : "a string",
+				v);
 	s = json_object_get_string(v);
 	if (strlen(s) != (size_t)json_object_get_string_len(v))
 		return cerr(x, key, "string contains a NUL character");
@@ -434,15 +436,14 @@ static int parse_zconfig(const struct pctx *x, const char *key, json_object *v,
 		z = strtol(zk, &end, 10);
 		snprintf(k, sizeof k, "%s.%s", key, zk);
 		if (!*zk || *end || errno || z < 0 || z > VZ_MAX_ZOOM ||
-		    !(zk[0] >= '0' && zk[0] <= '9') ||
-		    (zk[0] == '0' && zk[1]))
+		    !(zk[0] >= '0' && zk[0] <= '9') || (zk[0] == '0' && zk[1]))
 			return cerr(x, k,
 				    "z_config keys must be zoom levels 0 to %d "
 				    "written as plain integers",
 				    VZ_MAX_ZOOM);
 		if (!json_object_is_type(zv, json_type_object))
-			return expected(x, k, "an object {\"val_range\": [...]}",
-					zv);
+			return expected(x, k,
+					"an object {\"val_range\": [...]}", zv);
 		json_object_object_foreach(zv, ik, iv)
 		{
 			(void)iv;
@@ -477,7 +478,8 @@ static int parse_palette(const struct pctx *x, const char *key, json_object *v,
 			    "list of colours");
 	if (!json_object_is_type(v, json_type_array) ||
 	    json_object_array_length(v) == 0)
-		return expected(x, key, "a non-empty list of colour strings", v);
+		return expected(x, key, "a non-empty list of colour strings",
+				v);
 	n = json_object_array_length(v);
 	s->palette = calloc(n, sizeof *s->palette);
 	if (!s->palette)
@@ -497,9 +499,16 @@ static int parse_palette(const struct pctx *x, const char *key, json_object *v,
 }
 
 static const char *const stat_keys[] = {
-	"name",	      "weight_by", "property",	   "aggregation_method",
-	"resampling_method", "val_range", "palette", "nodata_val",
-	"nodata_color", "z_config",
+	"name",
+	"weight_by",
+	"property",
+	"aggregation_method",
+	"resampling_method",
+	"val_range",
+	"palette",
+	"nodata_val",
+	"nodata_color",
+	"z_config",
 };
 
 static int parse_stat(const struct pctx *x, json_object *o, size_t i,
@@ -582,8 +591,8 @@ static int parse_stat(const struct pctx *x, json_object *o, size_t i,
 		return rc;
 	if ((j = lookup(rs_names, VZ_ARRAY_SIZE(rs_names), str)) >= 0) {
 		s->resample = (enum vz_resample)j;
-	} else if (lookup(rs_unsupported, VZ_ARRAY_SIZE(rs_unsupported),
-			  str) >= 0) {
+	} else if (lookup(rs_unsupported, VZ_ARRAY_SIZE(rs_unsupported), str) >=
+		   0) {
 		return cerr(x, k[4], "'%s' is not supported yet", str);
 	} else {
 		char all[160], what[200];
@@ -628,8 +637,10 @@ static int parse_stats(const struct pctx *x, json_object *v)
 				v);
 	n = json_object_array_length(v);
 	if (n > VZ_MAX_STATS)
-		return cerr(x, "statistics", "at most %d statistics are "
-			    "supported, got %zu", VZ_MAX_STATS, n);
+		return cerr(x, "statistics",
+			    "at most %d statistics are "
+			    "supported, got %zu",
+			    VZ_MAX_STATS, n);
 	stats_free(c->stats, c->n_stats);
 	c->stats = NULL;
 	c->n_stats = 0;
@@ -672,8 +683,8 @@ static int collect_attrs(struct vz_conf *c)
 			if (strcmp(c->attrs[j], s->property) == 0)
 				break;
 		if (j == c->n_attrs) {
-			char **a = realloc(c->attrs,
-					   (c->n_attrs + 1) * sizeof *a);
+			char **a =
+				realloc(c->attrs, (c->n_attrs + 1) * sizeof *a);
 			if (!a)
 				return nomem();
 			c->attrs = a;
@@ -689,8 +700,8 @@ static int collect_attrs(struct vz_conf *c)
 /* ---- top-level keys ----------------------------------------------------- */
 
 enum kkind {
-	K_STR,	       /* stored string (offset into vz_conf) */
-	K_STR_IGN,     /* string, not used */
+	K_STR,		/* stored string (offset into vz_conf) */
+	K_STR_IGN,	/* string, not used */
 	K_STR_NULL_IGN, /* string or null, not used */
 	K_BOOL_IGN,
 	K_NUM_IGN,
@@ -875,7 +886,7 @@ static int parse_tile_size(const struct pctx *x, json_object *v)
 		if (rc)
 			return rc;
 		if (t[i] % 2)
-			return expected(x, k, "an even integer",
+			return expected(x, k, "an even integer from 2 to 4096",
 					json_object_array_get_idx(v, i));
 	}
 	/* (height, width) as the PDG really uses it (spec Q18) */
@@ -1156,8 +1167,9 @@ static int apply(struct pctx *x, json_object *root)
 	{
 		(void)val;
 		if (!known_key(key))
-			vz_log(VZ_LOG_WARN, "config %s: unknown key '%s' ignored",
-			       x->file, key);
+			vz_log(VZ_LOG_WARN,
+			       "config %s: unknown key '%s' ignored", x->file,
+			       key);
 		else if (strncmp(key, "prop_", 5) == 0 &&
 			 (rc = get_str(x, key, val, true, &s)))
 			return rc;
@@ -1200,7 +1212,8 @@ static int apply(struct pctx *x, json_object *root)
 		if ((rc = get_str(x, "input_crs", v, true, &s)))
 			return expected(x, "input_crs",
 					"a CRS string (e.g. 'EPSG:3413') or "
-					"null", v);
+					"null",
+					v);
 		if ((rc = set_str(&c->input_crs, s)))
 			return rc;
 	}
@@ -1255,9 +1268,9 @@ static int parse_json(const char *file, const char *json, size_t len,
 	}
 	if (!root) {
 		const char *why = e == json_tokener_continue ||
-					  e == json_tokener_success ?
-				  "unexpected end of input" :
-				  json_tokener_error_desc(e);
+						  e == json_tokener_success ?
+					  "unexpected end of input" :
+					  json_tokener_error_desc(e);
 		vz_err_set("%s: invalid JSON at line %zu, column %zu "
 			   "(offset %zu): %s",
 			   file, line, col, end, why);

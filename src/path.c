@@ -200,8 +200,7 @@ int vz_path_parse(const struct vz_conf *c, const char *path,
 			if (r.kind != VZ_KIND_PNG)
 				continue;
 			for (size_t s = 0; s < c->n_stats; s++)
-				if (comp_eq(comp[k], clen[k],
-					    c->stats[s].name))
+				if (comp_eq(comp[k], clen[k], c->stats[s].name))
 					r.stat = (int)s;
 			if (r.stat < 0)
 				return -ENOENT;

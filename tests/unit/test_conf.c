@@ -39,8 +39,8 @@ static void expect_err(const char *json, const char *key, const char *also)
 	if (!strstr(vz_err_msg(), key) || !strstr(vz_err_msg(), "t.json") ||
 	    (also && !strstr(vz_err_msg(), also))) {
 		vt_failed++;
-		fprintf(stderr, "json %s: message '%s' lacks '%s'/'%s'\n",
-			json, vz_err_msg(), key, also ? also : "");
+		fprintf(stderr, "json %s: message '%s' lacks '%s'/'%s'\n", json,
+			vz_err_msg(), key, also ? also : "");
 	}
 	vt_checks++;
 	if (rc == 0)
@@ -210,7 +210,8 @@ static void test_user_stat_replaces_defaults(void)
 	VT_EQ_INT(c->stats[2].resample, VZ_RS_RMS);
 	/* optional keys absent -> None semantics, not the defaults' values */
 	VT_CHECK(!c->stats[0].has_nodata);
-	VT_CHECK(!c->stats[0].val_range.set[0] && !c->stats[0].val_range.set[1]);
+	VT_CHECK(!c->stats[0].val_range.set[0] &&
+		 !c->stats[0].val_range.set[1]);
 	VT_CHECK(c->stats[0].palette == NULL);
 	VT_CHECK(strcmp(c->stats[0].nodata_color, "#ffffff00") == 0);
 	VT_CHECK(c->stats[2].has_nodata);
@@ -254,7 +255,7 @@ static void test_enum_names(void)
 }
 
 #define STAT_OK                                                                \
-	"\"name\": \"s\", \"weight_by\": \"count\", \"property\": \"A\", "    \
+	"\"name\": \"s\", \"weight_by\": \"count\", \"property\": \"A\", "     \
 	"\"aggregation_method\": \"sum\", \"resampling_method\": \"sum\""
 #define ONE_STAT(extra) "{\"statistics\": [{" STAT_OK extra "}]}"
 
@@ -275,8 +276,8 @@ static void test_errors(void)
 	expect_err("{\"overwrite\": \"yes\"}", "overwrite", NULL);
 	expect_err("{\"z_coord\": \"0\"}", "z_coord", NULL);
 	expect_err("{\"prop_area\": 1}", "prop_area", NULL);
-	expect_err("{\"deduplicate_keep_rules\": {}}",
-		   "deduplicate_keep_rules", NULL);
+	expect_err("{\"deduplicate_keep_rules\": {}}", "deduplicate_keep_rules",
+		   NULL);
 	expect_err("{\"ext_web_tiles\": \".jpg\"}", "ext_web_tiles",
 		   "not supported");
 	expect_err("{\"ext_staged\": \".shp\"}", "ext_staged", NULL);
@@ -395,8 +396,8 @@ static void test_errors(void)
 		   "statistics[0].val_range", "less than");
 	expect_err(ONE_STAT(", \"val_range\": [1, 1]"),
 		   "statistics[0].val_range", NULL);
-	expect_err(ONE_STAT(", \"val_range\": [0]"),
-		   "statistics[0].val_range", NULL);
+	expect_err(ONE_STAT(", \"val_range\": [0]"), "statistics[0].val_range",
+		   NULL);
 	expect_err(ONE_STAT(", \"val_range\": [0, \"1\"]"),
 		   "statistics[0].val_range[1]", NULL);
 	expect_err(ONE_STAT(", \"val_range\": [NaN, 1]"),
@@ -444,14 +445,13 @@ static void test_errors(void)
 		   "deduplicate_method", "not supported yet");
 	expect_err("{\"deduplicate_method\": \"neighbors\"}",
 		   "deduplicate_method", NULL);
-	expect_err("{\"deduplicate_at\": \"staging\"}", "deduplicate_at",
-		   NULL);
+	expect_err("{\"deduplicate_at\": \"staging\"}", "deduplicate_at", NULL);
 
 	/* vizfs keys */
 	expect_err("{\"vizfs_cache_map_size\": 1000}", "vizfs_cache_map_size",
 		   NULL);
-	expect_err("{\"vizfs_cache_map_size\": \"1G\"}",
-		   "vizfs_cache_map_size", NULL);
+	expect_err("{\"vizfs_cache_map_size\": \"1G\"}", "vizfs_cache_map_size",
+		   NULL);
 	expect_err("{\"vizfs_workers\": -1}", "vizfs_workers", NULL);
 	expect_err("{\"vizfs_range_mode\": \"global\"}", "vizfs_range_mode",
 		   "per_zoom");
@@ -884,8 +884,8 @@ static void test_shared_configs(void)
 			VT_EQ_INT(c->n_stats, 2);
 			/* z_config with string keys -> per-zoom maxima */
 			VT_CHECK(!c->stats[0].z_range[5].set[0]);
-			VT_NEAR(c->stats[0].z_range[5].v[1],
-				1693.9999999645554, 0);
+			VT_NEAR(c->stats[0].z_range[5].v[1], 1693.9999999645554,
+				0);
 			VT_NEAR(c->stats[0].z_range[10].v[1],
 				10.999999998264483, 0);
 			vz_conf_range(c, 0, 0, &r);

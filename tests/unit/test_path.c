@@ -11,8 +11,8 @@
 #include "vizfs/path.h"
 
 #define STAT(n)                                                                \
-	"{\"name\": \"" n "\", \"weight_by\": \"count\", \"property\": "      \
-	"\"centroids_per_pixel\", \"aggregation_method\": \"sum\", "          \
+	"{\"name\": \"" n "\", \"weight_by\": \"count\", \"property\": "       \
+	"\"centroids_per_pixel\", \"aggregation_method\": \"sum\", "           \
 	"\"resampling_method\": \"sum\"}"
 
 static struct vz_conf *conf(const char *json)
@@ -257,12 +257,14 @@ static void test_malformed(void)
 	for (size_t i = 0; i < VZ_ARRAY_SIZE(bad); i++)
 		expect_enoent(c, bad[i]);
 	/* the good twins of the bad paths above do parse */
-	VT_EQ_INT(vz_path_parse(c, "web_tiles/coverage/WorldCRS84Quad/5/63/"
-				   "31.png",
+	VT_EQ_INT(vz_path_parse(c,
+				"web_tiles/coverage/WorldCRS84Quad/5/63/"
+				"31.png",
 				&r),
 		  0);
-	VT_EQ_INT(vz_path_parse(c, "/web_tiles/coverage/WorldCRS84Quad/2/0/"
-				   "0.png",
+	VT_EQ_INT(vz_path_parse(c,
+				"/web_tiles/coverage/WorldCRS84Quad/2/0/"
+				"0.png",
 				&r),
 		  0);
 	VT_EQ_INT(vz_path_parse(c, "staged/WorldCRS84Quad/13/16383/8191.gpkg",
@@ -338,10 +340,11 @@ static void round_trip_conf(const struct vz_conf *c)
 			n = vz_path_format(c, &r, buf, sizeof buf);
 			if (n <= 0 || vz_path_parse(c, buf, &back) != 0 ||
 			    back.key.x != x || back.key.y != y ||
-			    back.key.z != z ||
-			    back.kind != r.kind || back.stat != r.stat) {
+			    back.key.z != z || back.kind != r.kind ||
+			    back.stat != r.stat) {
 				if (bad++ < 5)
-					fprintf(stderr, "round trip: %s\n", buf);
+					fprintf(stderr, "round trip: %s\n",
+						buf);
 				continue;
 			}
 			snprintf(slash, sizeof slash, "/%s", buf);
@@ -375,7 +378,8 @@ static void mutate_conf(const struct vz_conf *c)
 	int bad = 0, accepted = 0;
 
 	for (int i = 0; i < 20000; i++) {
-		int z = c->z_min + (int)rnd((uint32_t)(c->z_max - c->z_min + 1));
+		int z = c->z_min +
+			(int)rnd((uint32_t)(c->z_max - c->z_min + 1));
 		enum vz_kind k = (enum vz_kind)rnd(3);
 		size_t len;
 		int edits = 1 + (int)rnd(3);
@@ -417,8 +421,9 @@ static void mutate_conf(const struct vz_conf *c)
 		if (vz_path_format(c, &back, out, sizeof out) <= 0 ||
 		    strcmp(out, buf[0] == '/' ? buf + 1 : buf) != 0) {
 			if (bad++ < 5)
-				fprintf(stderr, "accepted '%s' formats as '%s'\n",
-					buf, out);
+				fprintf(stderr,
+					"accepted '%s' formats as '%s'\n", buf,
+					out);
 		}
 	}
 	VT_EQ_INT(bad, 0);
@@ -441,8 +446,8 @@ static void test_round_trips(void)
 		"{\"tile_path_structure\": [\"tms\", \"x\", \"y\", \"z\"], "
 		"\"statistics\": [" STAT("only") "]}",
 		"{\"tile_path_structure\": [\"style\", \"tms\", \"z\", \"x\", "
-		"\"y\"], \"statistics\": [" STAT("a b") ", " STAT("7") ", "
-		STAT("x.y") ", " STAT("...") ", " STAT("WGS1984Quad") "]}",
+		"\"y\"], \"statistics\": [" STAT("a b") ", " STAT("7") ", " STAT(
+			"x.y") ", " STAT("...") ", " STAT("WGS1984Quad") "]}",
 	};
 
 	for (size_t i = 0; i < VZ_ARRAY_SIZE(confs); i++) {

@@ -1251,6 +1251,11 @@ static int parse_json(const char *file, const char *json, size_t len,
 		vz_err_set("%s: config too large", file);
 		return VZ_E_CONFIG;
 	}
+	/* a UTF-8 byte order mark some editors write */
+	if (len >= 3 && memcmp(json, "\xef\xbb\xbf", 3) == 0) {
+		json += 3;
+		len -= 3;
+	}
 	if (!(tok = json_tokener_new()))
 		return nomem();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -1278,7 +1283,7 @@ static int parse_json(const char *file, const char *json, size_t len,
 	}
 	for (size_t i = end; i < len; i++) {
 		if (json[i] != ' ' && json[i] != '\t' && json[i] != '\n' &&
-		    json[i] != '\r') {
+		    json[i] != '\r' && json[i] != '\0') {
 			vz_err_set("%s: invalid JSON at line %zu, column %zu "
 				   "(offset %zu): unexpected text after the "
 				   "top-level object",

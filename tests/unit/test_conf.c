@@ -786,6 +786,30 @@ static void test_relative_paths(void)
 	}
 }
 
+static void test_json_edges(void)
+{
+	struct vz_conf *c = NULL;
+	/* a UTF-8 BOM and a length that counts the terminator are fine */
+	static const char bom[] = "\xef\xbb\xbf{\"z_range\": [1, 2]}";
+
+	VT_EQ_INT(vz_conf_parse(bom, strlen(bom), "b", "/", &c), 0);
+	VT_CHECK(c && c->z_max == 2);
+	vz_conf_free(c);
+	c = NULL;
+	VT_EQ_INT(vz_conf_parse("{}", 3, "n", "/", &c), 0);
+	vz_conf_free(c);
+	c = NULL;
+	VT_EQ_INT(vz_conf_parse("{}\0x", 4, "n", "/", &c), VZ_E_CONFIG);
+	VT_CHECK(c == NULL);
+	/* numbers: integral doubles count as integers, fractions do not */
+	c = parse("{\"z_range\": [0, 5.0], \"vizfs_workers\": 2e0}");
+	VT_CHECK(c && c->z_max == 5 && c->workers == 2);
+	vz_conf_free(c);
+	/* comments, single quotes and leading zeros are not JSON */
+	expect_err("{\"z_range\": [0, 3] /* c */}", "invalid JSON", NULL);
+	expect_err("{\"z_range\": [0, 03]}", "invalid JSON", NULL);
+}
+
 static void test_load_errors(void)
 {
 	char path[PATH_MAX];
@@ -918,6 +942,7 @@ int main(void)
 	test_ranges();
 	test_fingerprint();
 	test_relative_paths();
+	test_json_edges();
 	test_load_errors();
 	test_shared_configs();
 	return vt_done("test_conf");

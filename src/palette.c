@@ -764,12 +764,13 @@ static bool parse_func(const char *name, size_t nlen, const char *p,
 
 	if (!parse_args(p, &as))
 		return false;
-	nch = as.slash >= 0 ? as.slash : as.n;
+	if (as.comma)
+		nch = as.n > 3 ? 3 : as.n;
+	else
+		nch = as.slash >= 0 ? as.slash : as.n;
 	if (nch != 3 || as.n > 4)
 		return false;
 	has_alpha = as.n == 4;
-	if (has_alpha && !as.comma && as.slash != 3)
-		return false;
 	out->a = 1.0;
 	if (has_alpha && !get_alpha(&as.a[3], &out->a))
 		return false;
@@ -821,6 +822,7 @@ static bool parse_func(const char *name, size_t nlen, const char *p,
 
 static int parse_color(const char *s, struct pcol *out)
 {
+	const char *orig = s;
 	char buf[256];
 	size_t len, i;
 	const char *p;
@@ -893,7 +895,7 @@ static int parse_color(const char *s, struct pcol *out)
 bad:
 	vz_err_set("invalid colour \"%s\" (expected a CSS colour name, "
 		   "#rgb[a], #rrggbb[aa], rgb(), hsl(), lab() or lch())",
-		   s ? s : "(null)");
+		   orig ? orig : "(null)");
 	return VZ_E_CONFIG;
 }
 

@@ -112,7 +112,8 @@ void vz_pyramid_parent(const struct vz_conf *c, const double *const child[4],
 
 				for (size_t x = 0; x < hw; x++) {
 					double v[4] = {r0[2 * x], r0[2 * x + 1],
-						       r1[2 * x], r1[2 * x + 1]};
+						       r1[2 * x],
+						       r1[2 * x + 1]};
 
 					orow[x] = combine(m, v);
 				}

@@ -80,8 +80,7 @@ static inline double px_y(const struct grid *g, double y)
 }
 
 /* Deposit a piece lying in cell c between xs and xe with signed height v. */
-static inline void cell(double *row, uint32_t c, double xs, double xe,
-			double v)
+static inline void cell(double *row, uint32_t c, double xs, double xe, double v)
 {
 	double frac = 0.5 * (xs + xe) - (double)c;
 
@@ -310,8 +309,12 @@ static bool window(const double bb[4], uint32_t w, uint32_t h, uint32_t *c0,
 int vz_coverage(const struct vz_poly *p, const struct vz_bbox *box, uint32_t w,
 		uint32_t h, double *cov)
 {
-	struct grid g = {box->left, box->top, (box->right - box->left) / w,
-			 (box->top - box->bottom) / h, 0, 0};
+	struct grid g = {box->left,
+			 box->top,
+			 (box->right - box->left) / w,
+			 (box->top - box->bottom) / h,
+			 0,
+			 0};
 	struct target t;
 	double bb[4];
 
@@ -609,9 +612,9 @@ static void add_pieces(struct vz_raster *r, const struct vz_poly *p,
 	poly_accumulate(p, &g, &t);
 	for (uint32_t y = 0; y < t.nr; y++) {
 		double *row = t.acc + (size_t)y * t.stride;
-		double *grow = r->cov ? r->cov + (size_t)(r0 + y) * (r->w + 1) +
-						c0
-				      : NULL;
+		double *grow =
+			r->cov ? r->cov + (size_t)(r0 + y) * (r->w + 1) + c0 :
+				 NULL;
 		double s = 0;
 
 		for (uint32_t x = 0; x < t.nc; x++) {
@@ -714,9 +717,9 @@ void vz_raster_finish(struct vz_raster *r, double *bands)
 				out[i] = r->valid ? result(a, st->agg, i) : 0;
 			continue;
 		}
-		double scale = st->prop == VZ_PROP_AREA_WITHIN_PIXEL
-				       ? r->cell_area
-				       : 1.0;
+		double scale = st->prop == VZ_PROP_AREA_WITHIN_PIXEL ?
+				       r->cell_area :
+				       1.0;
 
 		for (uint32_t y = 0; y < r->h; y++) {
 			const double *row = r->cov + (size_t)y * (r->w + 1);

@@ -8,8 +8,8 @@
 #include "vizfs/pyramid.h"
 
 static const enum vz_resample methods[] = {
-	VZ_RS_NEAREST, VZ_RS_AVERAGE, VZ_RS_SUM,  VZ_RS_MIN, VZ_RS_MAX,
-	VZ_RS_MODE,    VZ_RS_MED,     VZ_RS_Q1,   VZ_RS_Q3,  VZ_RS_RMS,
+	VZ_RS_NEAREST, VZ_RS_AVERAGE, VZ_RS_SUM, VZ_RS_MIN, VZ_RS_MAX,
+	VZ_RS_MODE,    VZ_RS_MED,     VZ_RS_Q1,	 VZ_RS_Q3,  VZ_RS_RMS,
 };
 #define NM 10
 
@@ -152,7 +152,7 @@ static void test_layout_and_sum(void)
 			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
 			double v = (double)(s >> 40) / (1 << 20);
 
-			ch[q][i] = v;		 /* plane 0: random */
+			ch[q][i] = v;	       /* plane 0: random */
 			ch[q][32 + i] = q + 1; /* plane 1: child id */
 			if (q != 1)
 				tot += v;

@@ -78,8 +78,8 @@ static void tp_ring(struct tpoly *t, const double *x, const double *y, int n,
 		tp_pt(t, x[reverse ? n - 1 : 0], y[reverse ? n - 1 : 0]);
 }
 
-static void tp_rect(struct tpoly *t, double x0, double y0, double x1,
-		    double y1, bool reverse)
+static void tp_rect(struct tpoly *t, double x0, double y0, double x1, double y1,
+		    bool reverse)
 {
 	double x[4] = {x0, x1, x1, x0}, y[4] = {y0, y0, y1, y1};
 
@@ -152,19 +152,21 @@ static void geos_coverage(GEOSGeometry *g, const struct vz_bbox *b, uint32_t w,
 	GEOSGeom_getYMax_r(gh, g, &ey1);
 	for (uint32_t r = 0; r < h; r++) {
 		for (uint32_t c = 0; c < w; c++) {
-			double x0 = b->left + c * pw, x1 = b->left + (c + 1) * pw;
+			double x0 = b->left + c * pw,
+			       x1 = b->left + (c + 1) * pw;
 			double y1 = b->top - r * ph, y0 = b->top - (r + 1) * ph;
 			double a = 0;
 
 			out[r * w + c] = 0;
 			if (x1 < ex0 || x0 > ex1 || y1 < ey0 || y0 > ey1)
 				continue;
-			GEOSGeometry *box = GEOSGeom_createRectangle_r(
-				gh, x0, y0, x1, y1);
+			GEOSGeometry *box =
+				GEOSGeom_createRectangle_r(gh, x0, y0, x1, y1);
 			if (GEOSPreparedContainsProperly_r(gh, pg, box)) {
 				a = (x1 - x0) * (y1 - y0);
 			} else if (GEOSPreparedIntersects_r(gh, pg, box)) {
-				GEOSGeometry *i = GEOSIntersection_r(gh, g, box);
+				GEOSGeometry *i =
+					GEOSIntersection_r(gh, g, box);
 
 				GEOSArea_r(gh, i, &a);
 				GEOSGeom_destroy_r(gh, i);
@@ -194,8 +196,9 @@ static double check_cov(const char *what, struct tpoly *t,
 		if (d > maxd)
 			maxd = d;
 		if (d > 1e-9 && bad++ < 3)
-			fprintf(stderr, "%s: pixel %zu/%zu got %.17g exp %.17g\n",
-				what, i % w, i / w, got[i], exp[i]);
+			fprintf(stderr,
+				"%s: pixel %zu/%zu got %.17g exp %.17g\n", what,
+				i % w, i / w, got[i], exp[i]);
 	}
 	vt_checks++;
 	if (bad) {
@@ -222,8 +225,8 @@ static void star(double cx, double cy, double rmin, double rmax, int n,
 	}
 }
 
-static void test_coverage_geos(const struct vz_bbox *b, uint32_t w,
-			       uint32_t h, int rounds)
+static void test_coverage_geos(const struct vz_bbox *b, uint32_t w, uint32_t h,
+			       int rounds)
 {
 	double sx = b->right - b->left, sy = b->top - b->bottom;
 	double x[256], y[256], hx[32], hy[32];
@@ -255,8 +258,8 @@ static void test_coverage_geos(const struct vz_bbox *b, uint32_t w,
 			star(cx - 0.2 * rad, cy, 0.1 * rad, 0.1 * rad, 12, hx,
 			     hy);
 			tp_ring(t, hx, hy, 12, urand() < 0.5, urand() < 0.5);
-			star(cx + 0.2 * rad, cy, 0.02 * rad, 0.1 * rad, 20,
-			     hx, hy);
+			star(cx + 0.2 * rad, cy, 0.02 * rad, 0.1 * rad, 20, hx,
+			     hy);
 			tp_ring(t, hx, hy, 20, urand() < 0.5, urand() < 0.5);
 			break;
 		case 3: /* partly outside: centred on a corner or edge */
@@ -267,14 +270,14 @@ static void test_coverage_geos(const struct vz_bbox *b, uint32_t w,
 			break;
 		case 4: /* covering the whole tile */
 			n += 12;
-			star(b->left + sx / 2, b->bottom + sy / 2, sx,
-			     3 * sx, n, x, y);
+			star(b->left + sx / 2, b->bottom + sy / 2, sx, 3 * sx,
+			     n, x, y);
 			tp_ring(t, x, y, n, rev, close);
 			break;
 		case 5: /* whole tile inside, with a hole inside the tile */
 			n += 12;
-			star(b->left + sx / 2, b->bottom + sy / 2, sx,
-			     3 * sx, n, x, y);
+			star(b->left + sx / 2, b->bottom + sy / 2, sx, 3 * sx,
+			     n, x, y);
 			tp_ring(t, x, y, n, rev, close);
 			star(b->left + sx * (0.25 + 0.5 * urand()),
 			     b->bottom + sy / 2, 0.05 * sx, 0.2 * sx, 10, hx,
@@ -343,7 +346,7 @@ static void freeconf(struct vz_conf *c)
 }
 
 static struct vz_stat mkstat(enum vz_weight wb, enum vz_prop prop, int attr,
-			   enum vz_agg agg)
+			     enum vz_agg agg)
 {
 	struct vz_stat s;
 
@@ -369,7 +372,7 @@ static void sq_at(struct tpoly *t, double x, double y, double half)
 static void test_count_rule(void)
 {
 	struct vz_stat s = mkstat(VZ_WEIGHT_COUNT, VZ_PROP_CENTROIDS_PER_PIXEL,
-				-1, VZ_AGG_SUM);
+				  -1, VZ_AGG_SUM);
 	struct vz_conf *c = mkconf(16, 16, 1, &s);
 	struct vz_bbox b = {0, 0, 16, 16};
 	struct vz_raster *r;
@@ -464,7 +467,7 @@ static void test_count_attrs(void)
 		mkstat(VZ_WEIGHT_COUNT, VZ_PROP_ATTRIBUTE, 1, VZ_AGG_FIRST),
 		mkstat(VZ_WEIGHT_COUNT, VZ_PROP_ATTRIBUTE, 1, VZ_AGG_LAST),
 		mkstat(VZ_WEIGHT_COUNT, VZ_PROP_CENTROIDS_PER_PIXEL, -1,
-		     VZ_AGG_SUM),
+		       VZ_AGG_SUM),
 	};
 	size_t ns = VZ_ARRAY_SIZE(st);
 	struct vz_conf *c = mkconf(8, 4, ns, st);
@@ -537,18 +540,18 @@ static void test_area_attrs(void)
 {
 	struct vz_stat st[] = {
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_PER_PIXEL_AREA, -1,
-		     VZ_AGG_SUM),
+		       VZ_AGG_SUM),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_ATTRIBUTE, 0, VZ_AGG_MAX),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_ATTRIBUTE, 0, VZ_AGG_MIN),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_ATTRIBUTE, 0, VZ_AGG_SUM),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_ATTRIBUTE, 0, VZ_AGG_MEAN),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_ATTRIBUTE, 0, VZ_AGG_STD),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_PER_PIXEL_AREA, -1,
-		     VZ_AGG_MEAN),
+		       VZ_AGG_MEAN),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_WITHIN_PIXEL, -1,
-		     VZ_AGG_SUM),
+		       VZ_AGG_SUM),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_PER_PIXEL_AREA, -1,
-		     VZ_AGG_COUNT),
+		       VZ_AGG_COUNT),
 	};
 	size_t ns = VZ_ARRAY_SIZE(st), np = 64;
 	struct vz_conf *c = mkconf(8, 8, ns, st);
@@ -668,7 +671,7 @@ static void test_overlap_and_degenerate(void)
 {
 	struct vz_stat st[] = {
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_PER_PIXEL_AREA, -1,
-		     VZ_AGG_SUM),
+		       VZ_AGG_SUM),
 		mkstat(VZ_WEIGHT_AREA, VZ_PROP_ATTRIBUTE, 0, VZ_AGG_MAX),
 	};
 	struct vz_conf *c1 = mkconf(16, 16, 1, st);
@@ -802,7 +805,7 @@ static void test_overlap_and_degenerate(void)
 static void test_cost(void)
 {
 	struct vz_stat s = mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_PER_PIXEL_AREA,
-				-1, VZ_AGG_SUM);
+				  -1, VZ_AGG_SUM);
 	struct vz_conf *c = mkconf(256, 256, 1, &s);
 	struct vz_bbox b = {0, 0, 1, 1};
 	double *out = malloc(256 * 256 * sizeof(double));
@@ -994,7 +997,8 @@ static int real_tile(uint32_t tx, uint32_t ty, bool use_gt, double *sum_cnt,
 	printf("real tile 13/%u/%u%s: %d polygons, count mismatches %zu, "
 	       "coverage max |diff| %.3g, zero/non-zero mismatches %zu, "
 	       "sums %.0f / %.6f\n",
-	       tx, ty, use_gt ? " (reference grid)" : "", nfeat, cnt_bad, cov_max, zero_bad, *sum_cnt, *sum_cov);
+	       tx, ty, use_gt ? " (reference grid)" : "", nfeat, cnt_bad,
+	       cov_max, zero_bad, *sum_cnt, *sum_cov);
 	VT_EQ_INT(cnt_bad, 0);
 	/* exact bounds differ from the reference grid by ~1e-13 degrees,
 	 * i.e. ~2e-9 pixels per edge; on its own grid the port is exact */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -930,6 +931,55 @@ static void test_shared_configs(void)
 	}
 }
 
+/* Random byte edits of a full config: only 0 or VZ_E_CONFIG, never a
+ * crash, and every failure explains itself. */
+static void test_mutations(void)
+{
+	char path[PATH_MAX], *src = NULL, *buf;
+	size_t len = 0;
+	uint64_t rng = 88172645463325252ull;
+	int lvl = vz_log_get_level(), bad = 0, ok = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/tests/data/conf/every_key.json",
+		 vt_srcroot());
+	f = fopen(path, "r");
+	if (!f) {
+		vt_failed++;
+		return;
+	}
+	src = malloc(1 << 16);
+	len = fread(src, 1, (1 << 16) - 1, f);
+	fclose(f);
+	buf = malloc(len + 8);
+	vz_log_set_level(VZ_LOG_ERR);
+	for (int i = 0; i < 3000; i++) {
+		struct vz_conf *c = NULL;
+		size_t n = len;
+		int rc;
+
+		memcpy(buf, src, len);
+		for (int e = 0; e < 1 + i % 4; e++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			buf[rng % n] =
+				"0123456789-.,:\"[]{}nulx /e"[(rng >> 32) % 27];
+		}
+		rc = vz_conf_parse(buf, n, "m.json", "/", &c);
+		if (rc == 0)
+			ok++;
+		else if (rc != VZ_E_CONFIG || !strstr(vz_err_msg(), "m.json"))
+			bad++;
+		vz_conf_free(c);
+	}
+	vz_log_set_level(lvl);
+	VT_EQ_INT(bad, 0);
+	VT_CHECK(ok > 0);
+	free(buf);
+	free(src);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -945,5 +995,6 @@ int main(void)
 	test_json_edges();
 	test_load_errors();
 	test_shared_configs();
+	test_mutations();
 	return vt_done("test_conf");
 }

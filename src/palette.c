@@ -18,7 +18,8 @@
  * reference for the default gray palette:
  *
  *   sRGB -> linear (CSS transfer) -> XYZ D65 (CSS matrix) -> Bradford to
- *   D50 -> CIE Lab (D50) -> LCh, interpolate, and back the same way;
+ *   D50 -> CIE Lab (D50) -> LCh, interpolate (premultiplied alpha, shorter
+ *   hue arc), and back the same way;
  *   gamut fitting = coloraide 0.x "lch-chroma" (bisection of LCh chroma
  *   against a delta-E 2000 JND of 2 to the clipped colour);
  *   serialisation = to_string(precision=3): channels 255*c rounded half up
@@ -29,6 +30,14 @@
 /* coloraide util.DEF_PREC: the precision used for alpha in to_string(). */
 #define ALPHA_PREC 5
 #define CHAN_PREC 3
+
+/*
+ * The PDG pins coloraide ">= 0.10, < 1", which resolves to 0.18.x; since
+ * 0.17 coloraide interpolates with premultiplied alpha by default (spec
+ * §8.2 assumes the 0.10-0.16 default, not premultiplied).  The two differ
+ * only for palettes whose stops have different alphas and colours.
+ */
+#define PREMULTIPLIED 1
 
 /* Chroma below this is achromatic: the hue is undefined (NaN). */
 #define ACHROMATIC_C 1e-6
@@ -52,14 +61,14 @@ struct pcol {
 
 /* CSS Color 4 sRGB <-> XYZ (D65) matrices, as used by coloraide. */
 static const double RGB2XYZ[3][3] = {
-	{ 0.41239079926595934, 0.357584339383878, 0.1804807884018343 },
-	{ 0.21263900587151027, 0.715168678767756, 0.07219231536073371 },
-	{ 0.01933081871559182, 0.11919477979462598, 0.9505321522496607 },
+	{0.41239079926595934, 0.357584339383878, 0.1804807884018343},
+	{0.21263900587151027, 0.715168678767756, 0.07219231536073371},
+	{0.01933081871559182, 0.11919477979462598, 0.9505321522496607},
 };
 static const double XYZ2RGB[3][3] = {
-	{ 3.2409699419045226, -1.537383177570094, -0.4986107602930034 },
-	{ -0.9692436362808796, 1.8759675015077202, 0.04155505740717559 },
-	{ 0.05563007969699366, -0.20397695888897652, 1.0569715142428786 },
+	{3.2409699419045226, -1.537383177570094, -0.4986107602930034},
+	{-0.9692436362808796, 1.8759675015077202, 0.04155505740717559},
+	{0.05563007969699366, -0.20397695888897652, 1.0569715142428786},
 };
 
 static double d65_to_d50[3][3], d50_to_d65[3][3];
@@ -81,8 +90,7 @@ static void matvec(const double m[3][3], const double v[3], double out[3])
 		out[i] = m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2];
 }
 
-static void matmul(const double a[3][3], const double b[3][3],
-		   double out[3][3])
+static void matmul(const double a[3][3], const double b[3][3], double out[3][3])
 {
 	int i, j;
 
@@ -113,12 +121,12 @@ static void matinv(const double m[3][3], double out[3][3])
 static void init_matrices(void)
 {
 	static const double brad[3][3] = {
-		{ 0.8951, 0.2664, -0.1614 },
-		{ -0.7502, 1.7135, 0.0367 },
-		{ 0.0389, -0.0685, 1.0296 },
+		{0.8951, 0.2664, -0.1614},
+		{-0.7502, 1.7135, 0.0367},
+		{0.0389, -0.0685, 1.0296},
 	};
 	double brad_inv[3][3], w65[3], w50[3], c65[3], c50[3], tmp[3][3];
-	double diag[3][3] = { { 0 } };
+	double diag[3][3] = {{0}};
 	int i;
 
 	xy_to_xyz(0.3127, 0.3290, w65);
@@ -438,8 +446,8 @@ static void pcol_to_rgba(const struct pcol *p, uint8_t rgba[4])
 			rgb[i] = 0;
 	fit_srgb(rgb, fitted);
 	for (i = 0; i < 3; i++)
-		rgba[i] = to_byte(adjust_precision(fitted[i] * 255.0,
-						   CHAN_PREC));
+		rgba[i] =
+			to_byte(adjust_precision(fitted[i] * 255.0, CHAN_PREC));
 	rgba[3] = to_byte(adjust_precision(a, ALPHA_PREC) * 255);
 }
 
@@ -452,80 +460,154 @@ struct named {
 
 /* The 148 CSS Color 4 named colours. */
 static const struct named NAMES[] = {
-	{ "aliceblue", 0xf0f8ff }, { "antiquewhite", 0xfaebd7 },
-	{ "aqua", 0x00ffff }, { "aquamarine", 0x7fffd4 },
-	{ "azure", 0xf0ffff }, { "beige", 0xf5f5dc },
-	{ "bisque", 0xffe4c4 }, { "black", 0x000000 },
-	{ "blanchedalmond", 0xffebcd }, { "blue", 0x0000ff },
-	{ "blueviolet", 0x8a2be2 }, { "brown", 0xa52a2a },
-	{ "burlywood", 0xdeb887 }, { "cadetblue", 0x5f9ea0 },
-	{ "chartreuse", 0x7fff00 }, { "chocolate", 0xd2691e },
-	{ "coral", 0xff7f50 }, { "cornflowerblue", 0x6495ed },
-	{ "cornsilk", 0xfff8dc }, { "crimson", 0xdc143c },
-	{ "cyan", 0x00ffff }, { "darkblue", 0x00008b },
-	{ "darkcyan", 0x008b8b }, { "darkgoldenrod", 0xb8860b },
-	{ "darkgray", 0xa9a9a9 }, { "darkgreen", 0x006400 },
-	{ "darkgrey", 0xa9a9a9 }, { "darkkhaki", 0xbdb76b },
-	{ "darkmagenta", 0x8b008b }, { "darkolivegreen", 0x556b2f },
-	{ "darkorange", 0xff8c00 }, { "darkorchid", 0x9932cc },
-	{ "darkred", 0x8b0000 }, { "darksalmon", 0xe9967a },
-	{ "darkseagreen", 0x8fbc8f }, { "darkslateblue", 0x483d8b },
-	{ "darkslategray", 0x2f4f4f }, { "darkslategrey", 0x2f4f4f },
-	{ "darkturquoise", 0x00ced1 }, { "darkviolet", 0x9400d3 },
-	{ "deeppink", 0xff1493 }, { "deepskyblue", 0x00bfff },
-	{ "dimgray", 0x696969 }, { "dimgrey", 0x696969 },
-	{ "dodgerblue", 0x1e90ff }, { "firebrick", 0xb22222 },
-	{ "floralwhite", 0xfffaf0 }, { "forestgreen", 0x228b22 },
-	{ "fuchsia", 0xff00ff }, { "gainsboro", 0xdcdcdc },
-	{ "ghostwhite", 0xf8f8ff }, { "gold", 0xffd700 },
-	{ "goldenrod", 0xdaa520 }, { "gray", 0x808080 },
-	{ "green", 0x008000 }, { "greenyellow", 0xadff2f },
-	{ "grey", 0x808080 }, { "honeydew", 0xf0fff0 },
-	{ "hotpink", 0xff69b4 }, { "indianred", 0xcd5c5c },
-	{ "indigo", 0x4b0082 }, { "ivory", 0xfffff0 },
-	{ "khaki", 0xf0e68c }, { "lavender", 0xe6e6fa },
-	{ "lavenderblush", 0xfff0f5 }, { "lawngreen", 0x7cfc00 },
-	{ "lemonchiffon", 0xfffacd }, { "lightblue", 0xadd8e6 },
-	{ "lightcoral", 0xf08080 }, { "lightcyan", 0xe0ffff },
-	{ "lightgoldenrodyellow", 0xfafad2 }, { "lightgray", 0xd3d3d3 },
-	{ "lightgreen", 0x90ee90 }, { "lightgrey", 0xd3d3d3 },
-	{ "lightpink", 0xffb6c1 }, { "lightsalmon", 0xffa07a },
-	{ "lightseagreen", 0x20b2aa }, { "lightskyblue", 0x87cefa },
-	{ "lightslategray", 0x778899 }, { "lightslategrey", 0x778899 },
-	{ "lightsteelblue", 0xb0c4de }, { "lightyellow", 0xffffe0 },
-	{ "lime", 0x00ff00 }, { "limegreen", 0x32cd32 },
-	{ "linen", 0xfaf0e6 }, { "magenta", 0xff00ff },
-	{ "maroon", 0x800000 }, { "mediumaquamarine", 0x66cdaa },
-	{ "mediumblue", 0x0000cd }, { "mediumorchid", 0xba55d3 },
-	{ "mediumpurple", 0x9370db }, { "mediumseagreen", 0x3cb371 },
-	{ "mediumslateblue", 0x7b68ee }, { "mediumspringgreen", 0x00fa9a },
-	{ "mediumturquoise", 0x48d1cc }, { "mediumvioletred", 0xc71585 },
-	{ "midnightblue", 0x191970 }, { "mintcream", 0xf5fffa },
-	{ "mistyrose", 0xffe4e1 }, { "moccasin", 0xffe4b5 },
-	{ "navajowhite", 0xffdead }, { "navy", 0x000080 },
-	{ "oldlace", 0xfdf5e6 }, { "olive", 0x808000 },
-	{ "olivedrab", 0x6b8e23 }, { "orange", 0xffa500 },
-	{ "orangered", 0xff4500 }, { "orchid", 0xda70d6 },
-	{ "palegoldenrod", 0xeee8aa }, { "palegreen", 0x98fb98 },
-	{ "paleturquoise", 0xafeeee }, { "palevioletred", 0xdb7093 },
-	{ "papayawhip", 0xffefd5 }, { "peachpuff", 0xffdab9 },
-	{ "peru", 0xcd853f }, { "pink", 0xffc0cb },
-	{ "plum", 0xdda0dd }, { "powderblue", 0xb0e0e6 },
-	{ "purple", 0x800080 }, { "rebeccapurple", 0x663399 },
-	{ "red", 0xff0000 }, { "rosybrown", 0xbc8f8f },
-	{ "royalblue", 0x4169e1 }, { "saddlebrown", 0x8b4513 },
-	{ "salmon", 0xfa8072 }, { "sandybrown", 0xf4a460 },
-	{ "seagreen", 0x2e8b57 }, { "seashell", 0xfff5ee },
-	{ "sienna", 0xa0522d }, { "silver", 0xc0c0c0 },
-	{ "skyblue", 0x87ceeb }, { "slateblue", 0x6a5acd },
-	{ "slategray", 0x708090 }, { "slategrey", 0x708090 },
-	{ "snow", 0xfffafa }, { "springgreen", 0x00ff7f },
-	{ "steelblue", 0x4682b4 }, { "tan", 0xd2b48c },
-	{ "teal", 0x008080 }, { "thistle", 0xd8bfd8 },
-	{ "tomato", 0xff6347 }, { "turquoise", 0x40e0d0 },
-	{ "violet", 0xee82ee }, { "wheat", 0xf5deb3 },
-	{ "white", 0xffffff }, { "whitesmoke", 0xf5f5f5 },
-	{ "yellow", 0xffff00 }, { "yellowgreen", 0x9acd32 },
+	{"aliceblue", 0xf0f8ff},
+	{"antiquewhite", 0xfaebd7},
+	{"aqua", 0x00ffff},
+	{"aquamarine", 0x7fffd4},
+	{"azure", 0xf0ffff},
+	{"beige", 0xf5f5dc},
+	{"bisque", 0xffe4c4},
+	{"black", 0x000000},
+	{"blanchedalmond", 0xffebcd},
+	{"blue", 0x0000ff},
+	{"blueviolet", 0x8a2be2},
+	{"brown", 0xa52a2a},
+	{"burlywood", 0xdeb887},
+	{"cadetblue", 0x5f9ea0},
+	{"chartreuse", 0x7fff00},
+	{"chocolate", 0xd2691e},
+	{"coral", 0xff7f50},
+	{"cornflowerblue", 0x6495ed},
+	{"cornsilk", 0xfff8dc},
+	{"crimson", 0xdc143c},
+	{"cyan", 0x00ffff},
+	{"darkblue", 0x00008b},
+	{"darkcyan", 0x008b8b},
+	{"darkgoldenrod", 0xb8860b},
+	{"darkgray", 0xa9a9a9},
+	{"darkgreen", 0x006400},
+	{"darkgrey", 0xa9a9a9},
+	{"darkkhaki", 0xbdb76b},
+	{"darkmagenta", 0x8b008b},
+	{"darkolivegreen", 0x556b2f},
+	{"darkorange", 0xff8c00},
+	{"darkorchid", 0x9932cc},
+	{"darkred", 0x8b0000},
+	{"darksalmon", 0xe9967a},
+	{"darkseagreen", 0x8fbc8f},
+	{"darkslateblue", 0x483d8b},
+	{"darkslategray", 0x2f4f4f},
+	{"darkslategrey", 0x2f4f4f},
+	{"darkturquoise", 0x00ced1},
+	{"darkviolet", 0x9400d3},
+	{"deeppink", 0xff1493},
+	{"deepskyblue", 0x00bfff},
+	{"dimgray", 0x696969},
+	{"dimgrey", 0x696969},
+	{"dodgerblue", 0x1e90ff},
+	{"firebrick", 0xb22222},
+	{"floralwhite", 0xfffaf0},
+	{"forestgreen", 0x228b22},
+	{"fuchsia", 0xff00ff},
+	{"gainsboro", 0xdcdcdc},
+	{"ghostwhite", 0xf8f8ff},
+	{"gold", 0xffd700},
+	{"goldenrod", 0xdaa520},
+	{"gray", 0x808080},
+	{"green", 0x008000},
+	{"greenyellow", 0xadff2f},
+	{"grey", 0x808080},
+	{"honeydew", 0xf0fff0},
+	{"hotpink", 0xff69b4},
+	{"indianred", 0xcd5c5c},
+	{"indigo", 0x4b0082},
+	{"ivory", 0xfffff0},
+	{"khaki", 0xf0e68c},
+	{"lavender", 0xe6e6fa},
+	{"lavenderblush", 0xfff0f5},
+	{"lawngreen", 0x7cfc00},
+	{"lemonchiffon", 0xfffacd},
+	{"lightblue", 0xadd8e6},
+	{"lightcoral", 0xf08080},
+	{"lightcyan", 0xe0ffff},
+	{"lightgoldenrodyellow", 0xfafad2},
+	{"lightgray", 0xd3d3d3},
+	{"lightgreen", 0x90ee90},
+	{"lightgrey", 0xd3d3d3},
+	{"lightpink", 0xffb6c1},
+	{"lightsalmon", 0xffa07a},
+	{"lightseagreen", 0x20b2aa},
+	{"lightskyblue", 0x87cefa},
+	{"lightslategray", 0x778899},
+	{"lightslategrey", 0x778899},
+	{"lightsteelblue", 0xb0c4de},
+	{"lightyellow", 0xffffe0},
+	{"lime", 0x00ff00},
+	{"limegreen", 0x32cd32},
+	{"linen", 0xfaf0e6},
+	{"magenta", 0xff00ff},
+	{"maroon", 0x800000},
+	{"mediumaquamarine", 0x66cdaa},
+	{"mediumblue", 0x0000cd},
+	{"mediumorchid", 0xba55d3},
+	{"mediumpurple", 0x9370db},
+	{"mediumseagreen", 0x3cb371},
+	{"mediumslateblue", 0x7b68ee},
+	{"mediumspringgreen", 0x00fa9a},
+	{"mediumturquoise", 0x48d1cc},
+	{"mediumvioletred", 0xc71585},
+	{"midnightblue", 0x191970},
+	{"mintcream", 0xf5fffa},
+	{"mistyrose", 0xffe4e1},
+	{"moccasin", 0xffe4b5},
+	{"navajowhite", 0xffdead},
+	{"navy", 0x000080},
+	{"oldlace", 0xfdf5e6},
+	{"olive", 0x808000},
+	{"olivedrab", 0x6b8e23},
+	{"orange", 0xffa500},
+	{"orangered", 0xff4500},
+	{"orchid", 0xda70d6},
+	{"palegoldenrod", 0xeee8aa},
+	{"palegreen", 0x98fb98},
+	{"paleturquoise", 0xafeeee},
+	{"palevioletred", 0xdb7093},
+	{"papayawhip", 0xffefd5},
+	{"peachpuff", 0xffdab9},
+	{"peru", 0xcd853f},
+	{"pink", 0xffc0cb},
+	{"plum", 0xdda0dd},
+	{"powderblue", 0xb0e0e6},
+	{"purple", 0x800080},
+	{"rebeccapurple", 0x663399},
+	{"red", 0xff0000},
+	{"rosybrown", 0xbc8f8f},
+	{"royalblue", 0x4169e1},
+	{"saddlebrown", 0x8b4513},
+	{"salmon", 0xfa8072},
+	{"sandybrown", 0xf4a460},
+	{"seagreen", 0x2e8b57},
+	{"seashell", 0xfff5ee},
+	{"sienna", 0xa0522d},
+	{"silver", 0xc0c0c0},
+	{"skyblue", 0x87ceeb},
+	{"slateblue", 0x6a5acd},
+	{"slategray", 0x708090},
+	{"slategrey", 0x708090},
+	{"snow", 0xfffafa},
+	{"springgreen", 0x00ff7f},
+	{"steelblue", 0x4682b4},
+	{"tan", 0xd2b48c},
+	{"teal", 0x008080},
+	{"thistle", 0xd8bfd8},
+	{"tomato", 0xff6347},
+	{"turquoise", 0x40e0d0},
+	{"violet", 0xee82ee},
+	{"wheat", 0xf5deb3},
+	{"white", 0xffffff},
+	{"whitesmoke", 0xf5f5f5},
+	{"yellow", 0xffff00},
+	{"yellowgreen", 0x9acd32},
 };
 
 enum unit {
@@ -583,9 +665,9 @@ static const char *scan_number(const char *p, double *out)
 	}
 	if (!digits)
 		return NULL;
-	if (*p == 'e' && (isdigit((unsigned char)p[1]) ||
-			  ((p[1] == '+' || p[1] == '-') &&
-			   isdigit((unsigned char)p[2])))) {
+	if (*p == 'e' &&
+	    (isdigit((unsigned char)p[1]) ||
+	     ((p[1] == '+' || p[1] == '-') && isdigit((unsigned char)p[2])))) {
 		p += 2;
 		while (isdigit((unsigned char)*p))
 			p++;
@@ -602,8 +684,8 @@ static const char *scan_arg(const char *p, struct arg *a)
 		const char *s;
 		enum unit u;
 	} units[] = {
-		{ "%", U_PCT },	    { "deg", U_DEG },	{ "grad", U_GRAD },
-		{ "rad", U_RAD },   { "turn", U_TURN },
+		{"%", U_PCT},	{"deg", U_DEG},	  {"grad", U_GRAD},
+		{"rad", U_RAD}, {"turn", U_TURN},
 	};
 	size_t i;
 
@@ -740,7 +822,7 @@ static bool get_num(const struct arg *a, double full, double *out)
 
 static bool hsl_to_srgb(double h, double s, double l, double rgb[3])
 {
-	static const int n[3] = { 0, 8, 4 };
+	static const int n[3] = {0, 8, 4};
 	double a;
 	int i;
 
@@ -859,8 +941,8 @@ static int parse_color(const char *s, struct pcol *out)
 				out->a = (d[3] * 17) / 255.0;
 		} else {
 			for (i = 0; i < 3; i++)
-				out->c[i] = (d[2 * i] * 16 + d[2 * i + 1]) /
-					    255.0;
+				out->c[i] =
+					(d[2 * i] * 16 + d[2 * i + 1]) / 255.0;
 			if (len == 9)
 				out->a = (d[6] * 16 + d[7]) / 255.0;
 		}
@@ -938,6 +1020,9 @@ static void interp(const struct stop *s0, const struct stop *s1, double t,
 		   struct pcol *out)
 {
 	double h0 = s0->lch[2], h1 = s1->lch[2];
+	double l0 = s0->lch[0], l1 = s1->lch[0];
+	double c0 = s0->lch[1], c1 = s1->lch[1];
+	double a0 = s0->a, a1 = s1->a;
 
 	/* Hue along the shorter arc. */
 	if (!isnan(h0) && !isnan(h1)) {
@@ -946,22 +1031,37 @@ static void interp(const struct stop *s0, const struct stop *s1, double t,
 		else if (h1 - h0 < -180)
 			h1 += 360;
 	}
+	/* Premultiply the non-hue channels (coloraide >= 0.17 default). */
+	if (PREMULTIPLIED) {
+		if (!isnan(a0) && a0 != 1.0) {
+			l0 *= a0;
+			c0 *= a0;
+		}
+		if (!isnan(a1) && a1 != 1.0) {
+			l1 *= a1;
+			c1 *= a1;
+		}
+	}
 	out->sp = CS_LCH;
-	out->c[0] = lerp(s0->lch[0], s1->lch[0], t);
-	out->c[1] = lerp(s0->lch[1], s1->lch[1], t);
+	out->c[0] = lerp(l0, l1, t);
+	out->c[1] = lerp(c0, c1, t);
 	out->c[2] = lerp(h0, h1, t);
 	if (!isnan(out->c[2])) {
 		out->c[2] = fmod(out->c[2], 360.0);
 		if (out->c[2] < 0)
 			out->c[2] += 360.0;
 	}
-	out->a = lerp(s0->a, s1->a, t);
+	out->a = lerp(a0, a1, t);
+	if (PREMULTIPLIED && !isnan(out->a) && out->a != 0.0 && out->a != 1.0) {
+		out->c[0] /= out->a;
+		out->c[1] /= out->a;
+	}
 }
 
 int vz_lut_build(const char *const *palette, size_t n, const char *nodata_color,
 		 struct vz_lut *out)
 {
-	static const char *const def[] = { "#FFFFFF", "#000000" };
+	static const char *const def[] = {"#FFFFFF", "#000000"};
 	struct stop *stops;
 	struct pcol p;
 	size_t i, nstops;

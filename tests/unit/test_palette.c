@@ -12,10 +12,9 @@
 
 #define EPS 1e-9
 
-static void check_color(const char *s, double r, double g, double b,
-			double a)
+static void check_color(const char *s, double r, double g, double b, double a)
 {
-	struct vz_color c = { -1, -1, -1, -1 };
+	struct vz_color c = {-1, -1, -1, -1};
 	int rc = vz_color_parse(s, &c);
 
 	if (rc)
@@ -59,8 +58,7 @@ static void test_parse(void)
 	/* rgb() in comma and space syntax, numbers and percentages. */
 	check_color("rgb(255, 0, 0)", 1, 0, 0, 1);
 	check_color("rgba(255,128,0,0.5)", 1, 128 / 255.0, 0, 0.5);
-	check_color("rgba(10, 20, 30)", 10 / 255.0, 20 / 255.0, 30 / 255.0,
-		    1);
+	check_color("rgba(10, 20, 30)", 10 / 255.0, 20 / 255.0, 30 / 255.0, 1);
 	check_color("rgb(255, 0, 0, 25%)", 1, 0, 0, 0.25);
 	check_color("rgb(100% 50% 0% / 50%)", 1, 0.5, 0, 0.5);
 	check_color("rgb(102 51 153 / 0.1)", 0.4, 0.2, 0.6, 0.1);
@@ -89,8 +87,7 @@ static void test_parse(void)
 	/* A saturated yellow, out of the sRGB gamut before fitting. */
 	VT_CHECK(c1.r > 0.8 && c1.g > 0.75 && c1.b < 0.1);
 	VT_CHECK(c1.r > 1 || c1.g > 1 || c1.b < 0);
-	VT_EQ_INT(vz_color_parse("LCH(85% 100 1.4835298641951802rad)", &c2),
-		  0);
+	VT_EQ_INT(vz_color_parse("LCH(85% 100 1.4835298641951802rad)", &c2), 0);
 	VT_NEAR(c1.r, c2.r, 1e-9);
 	VT_NEAR(c1.b, c2.b, 1e-9);
 
@@ -124,12 +121,12 @@ static void test_parse(void)
 static void test_gray_lut(struct vz_lut *lut)
 {
 	static const int ref[][2] = {
-		{ 0, 255 },   { 1, 254 },   { 63, 186 }, { 64, 185 },
-		{ 127, 120 }, { 128, 119 }, { 191, 60 }, { 192, 59 },
-		{ 253, 4 },   { 254, 2 },   { 255, 1 },
+		{0, 255},   {1, 254},	{63, 186}, {64, 185},
+		{127, 120}, {128, 119}, {191, 60}, {192, 59},
+		{253, 4},   {254, 2},	{255, 1},
 	};
 	struct vz_lut lut2;
-	const char *pal[] = { "#FFFFFF", "#000000" };
+	const char *pal[] = {"#FFFFFF", "#000000"};
 	size_t i;
 	int j;
 
@@ -159,7 +156,7 @@ static void test_gray_lut(struct vz_lut *lut)
 static double lum(const uint8_t *p)
 {
 	double y = 0;
-	static const double w[3] = { 0.2126, 0.7152, 0.0722 };
+	static const double w[3] = {0.2126, 0.7152, 0.0722};
 	int i;
 
 	for (i = 0; i < 3; i++) {
@@ -173,11 +170,12 @@ static double lum(const uint8_t *p)
 
 static void test_chromatic_lut(void)
 {
-	const char *pal[] = { "#663399", "#ffcc00" };
-	const char *pal3[] = { "red", "lch(85% 100 85)", "rgb(0 0 255)" };
-	const char *seed[] = { "#f8ff1f1A", "#f8ff1f" };
-	const char *one[] = { "teal" };
-	const char *bad[] = { "#fff", "nope" };
+	const char *pal[] = {"#663399", "#ffcc00"};
+	const char *pal3[] = {"red", "lch(85% 100 85)", "rgb(0 0 255)"};
+	const char *seed[] = {"#f8ff1f1A", "#f8ff1f"};
+	const char *one[] = {"teal"};
+	const char *fade[] = {"#ff000000", "#0000ff"};
+	const char *bad[] = {"#fff", "nope"};
 	struct vz_lut lut;
 	int i;
 
@@ -230,6 +228,21 @@ static void test_chromatic_lut(void)
 	/* Halfway: a = 26/255 + 229/255 / 2 = 0.55098 -> 140.5 -> 140. */
 	VT_EQ_INT(lut.rgba[128][3], 140);
 
+	/*
+	 * Stops with different colours and alphas: coloraide >= 0.17 (what
+	 * the PDG's pin "< 1" installs) premultiplies L and C by alpha, so
+	 * a fully transparent red adds no lightness: every entry keeps
+	 * roughly blue's luminance (0.0722), where a straight interpolation
+	 * would start near red's (0.2126).  Entry 0 has alpha 0 and is not
+	 * divided back: black, transparent.
+	 */
+	VT_EQ_INT(vz_lut_build(fade, 2, NULL, &lut), 0);
+	for (i = 0; i < 4; i++)
+		VT_EQ_INT(lut.rgba[0][i], 0);
+	for (i = 1; i < 256; i++)
+		VT_CHECK(lum(lut.rgba[i]) > 0.05 && lum(lut.rgba[i]) < 0.09);
+	VT_EQ_INT(lut.rgba[128][3], 127); /* 0.5 * 255 */
+
 	/* One colour is a flat palette. */
 	VT_EQ_INT(vz_lut_build(one, 1, "black", &lut), 0);
 	for (i = 0; i < 256; i++) {
@@ -261,13 +274,13 @@ static int lut_index(const struct vz_lut *lut, const uint8_t *px)
 
 static void test_apply(const struct vz_lut *lut)
 {
-	double band[] = { 0, -5, 100, 150, NAN, 50, 1e-300, 99.99 };
+	double band[] = {0, -5, 100, 150, NAN, 50, 1e-300, 99.99};
 	uint8_t out[VZ_ARRAY_SIZE(band) * 4];
-	double zmax[] = { 6200.999999976127, 1.0, 3 };
+	double zmax[] = {6200.999999976127, 1.0, 3};
 
 	vz_lut_apply(lut, band, VZ_ARRAY_SIZE(band), 0, 100, true, 0, out);
-	VT_EQ_INT(lut_index(lut, out + 0), 256);  /* nodata */
-	VT_EQ_INT(lut_index(lut, out + 4), 0);	  /* clamped to min */
+	VT_EQ_INT(lut_index(lut, out + 0), 256); /* nodata */
+	VT_EQ_INT(lut_index(lut, out + 4), 0);	 /* clamped to min */
 	/* 100 * (255 / 100) = 254.99999999999997 -> 254 (spec Q4). */
 	VT_EQ_INT(lut_index(lut, out + 8), 254);
 	VT_EQ_INT(lut_index(lut, out + 12), 254); /* clamped to max */
@@ -347,9 +360,9 @@ static int n_png, n_exact, n_bad_colour;
  * Colour one GeoTIFF band with the spec recipe (min 0; polygon_count max =
  * per-tile nanmax, coverage max 1; nodata 0) and compare with the PNG.
  */
-static void check_tile(const struct vz_lut *lut, const char *stat, int z,
-		       int x, const char *yname, const uint8_t *px,
-		       uint32_t w, uint32_t h)
+static void check_tile(const struct vz_lut *lut, const char *stat, int z, int x,
+		       const char *yname, const uint8_t *px, uint32_t w,
+		       uint32_t h)
 {
 	char tif[1400];
 	int band = !strcmp(stat, "coverage") ? 2 : 1;
@@ -383,8 +396,8 @@ static void check_tile(const struct vz_lut *lut, const char *stat, int z,
 		if (memcmp(mine + i * 4, px + i * 4, 4))
 			diff++;
 	if (diff)
-		fprintf(stderr, "%s z%d/%d/%s: %zu pixels differ\n", stat, z,
-			x, y, diff);
+		fprintf(stderr, "%s z%d/%d/%s: %zu pixels differ\n", stat, z, x,
+			y, diff);
 	VT_EQ_INT(diff, 0);
 	if (!diff)
 		n_exact++;
@@ -395,7 +408,7 @@ static void check_tile(const struct vz_lut *lut, const char *stat, int z,
 static void check_png(const struct vz_lut *lut, const char *path,
 		      const char *stat, int z, int x, const char *yname)
 {
-	struct vz_buf file = { 0 }, px = { 0 };
+	struct vz_buf file = {0}, px = {0};
 	uint32_t w = 0, h = 0;
 	size_t i, bad = 0;
 
@@ -419,7 +432,7 @@ static void check_png(const struct vz_lut *lut, const char *path,
 /* Walk web_tiles/<stat>/WorldCRS84Quad/<z>/<x>/<y>.png. */
 static void walk_reference(const struct vz_lut *lut)
 {
-	static const char *stats[] = { "polygon_count", "coverage" };
+	static const char *stats[] = {"polygon_count", "coverage"};
 	size_t s;
 	int z;
 
@@ -454,11 +467,10 @@ static void walk_reference(const struct vz_lut *lut)
 					if (l < 5 ||
 					    strcmp(ey->d_name + l - 4, ".png"))
 						continue;
-					snprintf(png, sizeof png, "%s/%s",
-						 xdir, ey->d_name);
+					snprintf(png, sizeof png, "%s/%s", xdir,
+						 ey->d_name);
 					check_png(lut, png, stats[s], z,
-						  atoi(ex->d_name),
-						  ey->d_name);
+						  atoi(ex->d_name), ey->d_name);
 				}
 				closedir(dx);
 			}
@@ -471,8 +483,8 @@ static bool test_reference(const struct vz_lut *lut)
 {
 	struct stat st;
 
-	snprintf(refdir, sizeof refdir,
-		 "%s/../shared/data/pdg-minimal-example", vt_srcroot());
+	snprintf(refdir, sizeof refdir, "%s/../shared/data/pdg-minimal-example",
+		 vt_srcroot());
 	if (stat(refdir, &st) || !S_ISDIR(st.st_mode)) {
 		printf("reference data %s absent: skipping the PNG "
 		       "comparison\n",

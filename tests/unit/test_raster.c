@@ -1034,6 +1034,39 @@ static void test_real_tiles(void)
 	VT_EQ_INT(real_tile(1525, 911, true, &cnt, &cov), 1516);
 }
 
+/* Argument errors are reported, not crashed on. */
+static void test_errors(void)
+{
+	struct vz_stat s = mkstat(VZ_WEIGHT_AREA, VZ_PROP_AREA_PER_PIXEL_AREA,
+				  -1, VZ_AGG_SUM);
+	struct vz_conf *c = mkconf(0, 16, 1, &s);
+	struct vz_bbox b = {0, 0, 1, 1}, flat = {0, 0, 1, 0};
+	struct vz_raster *r = (struct vz_raster *)&b;
+	double cov[16] = {0}, out[16];
+	struct tpoly t;
+
+	VT_EQ_INT(vz_raster_new(c, &r), -EINVAL);
+	VT_CHECK(r == NULL);
+	vz_raster_free(NULL);
+	tp_init(&t);
+	tp_rect(&t, 0, 0, 1, 1, false);
+	VT_EQ_INT(vz_coverage(tp_poly(&t), &b, 0, 4, cov), -EINVAL);
+	/* an empty tile box gives an all-zero raster */
+	VT_EQ_INT(vz_coverage(tp_poly(&t), &flat, 4, 4, cov), 0);
+	c->tile_w = 4;
+	c->tile_h = 4;
+	VT_EQ_INT(vz_raster_new(c, &r), 0);
+	vz_raster_begin(r, &flat);
+	VT_EQ_INT(vz_raster_add(r, tp_poly(&t)), 0);
+	vz_raster_finish(r, out);
+	int nz = 0;
+	for (int i = 0; i < 16; i++)
+		nz += (cov[i] != 0) + (out[i] != 0);
+	VT_EQ_INT(nz, 0);
+	vz_raster_free(r);
+	freeconf(c);
+}
+
 int main(void)
 {
 	struct vz_bbox unit = {0, 0, 16, 16};
@@ -1054,6 +1087,7 @@ int main(void)
 	test_order_and_mixed();
 	test_overlap_and_degenerate();
 	test_cost();
+	test_errors();
 	test_real_tiles();
 
 	GEOS_finish_r(gh);

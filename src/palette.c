@@ -291,7 +291,7 @@ static void clip(const double in[3], double out[3])
 	int i;
 
 	for (i = 0; i < 3; i++)
-		out[i] = in[i] < 0 ? 0 : in[i] > 1 ? 1 : in[i];
+		out[i] = !(in[i] > 0) ? 0 : in[i] > 1 ? 1 : in[i];
 }
 
 static double hue_deg(double b, double a)
@@ -386,6 +386,11 @@ static void fit_srgb(const double in[3], double out[3])
 	memcpy(map, lch, sizeof map);
 	low = 0.0;
 	high = map[1];
+	if (!isfinite(high)) {
+		/* Absurd input (overflowed chroma): nothing to bisect. */
+		memcpy(out, clipped, 3 * sizeof(double));
+		return;
+	}
 	while (high - low > FIT_EPSILON) {
 		double rgb[3], lab_m[3];
 
@@ -431,7 +436,9 @@ static uint8_t to_byte(double v)
 {
 	/* Python int(): truncation; the regex in Palette.py drops signs. */
 	v = fabs(trunc(v));
-	return v > 255 ? 255 : (uint8_t)v;
+	if (!(v <= 255))
+		return isnan(v) ? 0 : 255;
+	return (uint8_t)v;
 }
 
 static void pcol_to_rgba(const struct pcol *p, uint8_t rgba[4])

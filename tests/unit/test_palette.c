@@ -2,6 +2,7 @@
 /* Unit tests for colour parsing, the LCh LUT and band colouring. */
 #include <dirent.h>
 #include <gdal.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -502,6 +503,55 @@ static bool test_reference(const struct vz_lut *lut)
 	return true;
 }
 
+/* Absurd but syntactically valid colours must not hang or misbehave. */
+static void test_extremes(void)
+{
+	const char *pal[] = {"lab(50% 1e300 -1e300)", "lch(50% 1e300 10)",
+			     "rgb(1e300 -1e300 0)", "lch(-50% 10 10)",
+			     "lab(1e10 0 0)"};
+	struct vz_lut lut;
+
+	VT_EQ_INT(vz_lut_build(pal, VZ_ARRAY_SIZE(pal), "rgb(1e300 0 0)", &lut),
+		  0);
+	/* rgb(1e300 0 0) is red at its brightest after fitting. */
+	VT_EQ_INT(lut.rgba[256][3], 255);
+	/* Entry 0: the chroma-less floor of L=50 is in gamut, so the
+	 * colour is clipped or reduced, never undefined. */
+	VT_CHECK(lut.rgba[0][3] == 255);
+	VT_CHECK(lut.rgba[255][0] == 255 && lut.rgba[255][1] == 255 &&
+		 lut.rgba[255][2] == 255); /* L = 1e10 -> white */
+}
+
+static void *build_thread(void *arg)
+{
+	const char *pal[] = {"#663399", "lch(85% 100 85)", "teal"};
+	struct vz_lut *lut = arg;
+	int i;
+
+	for (i = 0; i < 20; i++)
+		if (vz_lut_build(pal, 3, NULL, lut))
+			return NULL;
+	return lut;
+}
+
+static void test_threads(void)
+{
+	static struct vz_lut luts[4];
+	pthread_t th[4];
+	void *ret;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		VT_EQ_INT(pthread_create(&th[i], NULL, build_thread, &luts[i]),
+			  0);
+	for (i = 0; i < 4; i++) {
+		VT_EQ_INT(pthread_join(th[i], &ret), 0);
+		VT_CHECK(ret == &luts[i]);
+	}
+	for (i = 1; i < 4; i++)
+		VT_CHECK(memcmp(&luts[0], &luts[i], sizeof luts[0]) == 0);
+}
+
 int main(void)
 {
 	struct vz_lut gray;
@@ -510,6 +560,8 @@ int main(void)
 	test_gray_lut(&gray);
 	test_chromatic_lut();
 	test_apply(&gray);
+	test_extremes();
+	test_threads();
 	test_reference(&gray);
 	return vt_done("test_palette");
 }

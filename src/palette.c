@@ -39,7 +39,10 @@
  */
 #define PREMULTIPLIED 1
 
-/* Chroma below this is achromatic: the hue is undefined (NaN). */
+/*
+ * Chroma below this is achromatic: the hue is undefined (NaN) and takes the
+ * other stop's hue.  sRGB greys come out at ~1e-13 through these matrices.
+ */
 #define ACHROMATIC_C 1e-6
 
 /* lch-chroma gamut mapping constants (coloraide 0.x LchChroma). */

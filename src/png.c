@@ -67,7 +67,7 @@ int vz_png_encode(const uint8_t *rgba, uint32_t w, uint32_t h,
 {
 	png_structp png;
 	png_infop info = NULL;
-	struct wctx ctx = { .out = out, .failed = 0 };
+	struct wctx ctx = {.out = out, .failed = 0};
 	size_t start = out->len;
 	volatile int rc = 0;
 	uint32_t y;
@@ -117,7 +117,7 @@ int vz_png_decode(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h,
 {
 	png_structp png;
 	png_infop info = NULL;
-	struct rctx ctx = { .data = data, .len = len, .pos = 0 };
+	struct rctx ctx = {.data = data, .len = len, .pos = 0};
 	png_bytep *volatile rows = NULL;
 	size_t start = rgba->len;
 	volatile int rc = 0;

@@ -26,9 +26,9 @@ static void round_trip(uint32_t w, uint32_t h, int pattern)
 {
 	size_t n = (size_t)w * h * 4, i;
 	uint8_t *px = malloc(n);
-	struct vz_buf enc = { 0 }, dec = { 0 };
+	struct vz_buf enc = {0}, dec = {0};
 	uint32_t dw = 0, dh = 0;
-	static const uint8_t sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
+	static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
 
 	VT_CHECK(px != NULL);
 	if (!px)
@@ -59,7 +59,7 @@ static void round_trip(uint32_t w, uint32_t h, int pattern)
 static void test_determinism(void)
 {
 	uint8_t px[256 * 256 * 4];
-	struct vz_buf a = { 0 }, b = { 0 };
+	struct vz_buf a = {0}, b = {0};
 	size_t i;
 
 	for (i = 0; i < sizeof px; i++)
@@ -80,8 +80,8 @@ static void test_determinism(void)
 /* Encoding appends to a buffer that already holds data. */
 static void test_append(void)
 {
-	uint8_t px[4] = { 1, 2, 3, 4 };
-	struct vz_buf b = { 0 }, d = { 0 };
+	uint8_t px[4] = {1, 2, 3, 4};
+	struct vz_buf b = {0}, d = {0};
 	uint32_t w, h;
 
 	VT_EQ_INT(vz_buf_append(&b, "xyz", 3), 0);
@@ -95,9 +95,9 @@ static void test_append(void)
 
 static void test_errors(void)
 {
-	uint8_t px[4] = { 0 };
+	uint8_t px[4] = {0};
 	uint8_t junk[64];
-	struct vz_buf b = { 0 }, d = { 0 };
+	struct vz_buf b = {0}, d = {0};
 	uint32_t w, h;
 
 	VT_EQ_INT(vz_png_encode(px, 0, 1, &b), VZ_E_ENCODE);
@@ -141,9 +141,9 @@ static size_t write_other(struct mem *m, int ctype)
 	png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
 						  NULL, NULL);
 	png_infop info = png_create_info_struct(png);
-	png_color pal[2] = { { 10, 20, 30 }, { 200, 100, 50 } };
-	uint8_t row[3] = { 0, 1, 0 };
-	uint8_t grow[3] = { 0, 128, 255 };
+	png_color pal[2] = {{10, 20, 30}, {200, 100, 50}};
+	uint8_t row[3] = {0, 1, 0};
+	uint8_t grow[3] = {0, 128, 255};
 
 	m->len = 0;
 	if (setjmp(png_jmpbuf(png))) {
@@ -165,12 +165,12 @@ static size_t write_other(struct mem *m, int ctype)
 static void test_decode_other_types(void)
 {
 	static struct mem m;
-	struct vz_buf d = { 0 };
+	struct vz_buf d = {0};
 	uint32_t w = 0, h = 0;
-	static const uint8_t want_pal[12] = { 10, 20, 30, 255, 200, 100,
-					      50, 255, 10, 20, 30, 255 };
-	static const uint8_t want_gray[12] = { 0,   0,	 0,   255, 128, 128,
-					       128, 255, 255, 255, 255, 255 };
+	static const uint8_t want_pal[12] = {10, 20,  30, 255, 200, 100,
+					     50, 255, 10, 20,  30,  255};
+	static const uint8_t want_gray[12] = {0,   0,	0,   255, 128, 128,
+					      128, 255, 255, 255, 255, 255};
 
 	VT_CHECK(write_other(&m, PNG_COLOR_TYPE_PALETTE) > 0);
 	VT_EQ_INT(vz_png_decode(m.buf, m.len, &w, &h, &d), 0);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build_i.h"
 #include "cli.h"
 #include "vizfs/geotiff.h"
 #include "vizfs/path.h"
@@ -669,6 +670,22 @@ int vz_cli_sample(int argc, char **argv)
 							    ? "missing OUT.gpkg"
 							    : "too many "
 							      "arguments");
+	{
+		/* Create the output's parent directories, like cp -D. */
+		char dir[4096];
+		char *slash;
+		snprintf(dir, sizeof dir, "%s", argv[optind]);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			rc = vz_mkdir_p(dir);
+			if (rc) {
+				fprintf(stderr, "vizfs sample: %s: %s\n", dir,
+					strerror(-rc));
+				return VZ_EXIT_FAIL;
+			}
+		}
+	}
 	vz_gdal_init();
 	vz_progress_init(&prog, quiet);
 	o.progress = sample_progress;

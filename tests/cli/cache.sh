@@ -68,10 +68,16 @@ import sys, glob
 import numpy as np
 from osgeo import gdal
 root = sys.argv[1]
+def band(path, b):
+    ds = gdal.Open(path)
+    return ds.GetRasterBand(b).ReadAsArray()
+def image(path):
+    ds = gdal.Open(path)
+    return ds.ReadAsArray()
 # Find a zoom whose tiles have different polygon_count maxima.
 for z in range(13, -1, -1):
     tifs = sorted(glob.glob(root + "/geotiff/WGS1984Quad/%d/*/*.tif" % z))
-    vals = {t: gdal.Open(t).GetRasterBand(2).ReadAsArray() for t in tifs}
+    vals = {t: band(t, 2) for t in tifs}
     if len(set(float(v.max()) for v in vals.values())) > 1:
         break
 else:
@@ -79,7 +85,7 @@ else:
 zmax = max(v.max() for v in vals.values())
 def colour_at_max(t, v):
     png = t.replace("/geotiff/", "/web_tiles/polygon_count/")[:-4] + ".png"
-    a = gdal.Open(png).ReadAsArray()
+    a = image(png)
     i = np.argwhere(v == v.max())[0]
     return tuple(int(c) for c in a[:, i[0], i[1]])
 top = {colour_at_max(t, v) for t, v in vals.items() if v.max() == zmax}

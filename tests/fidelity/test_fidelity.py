@@ -10,7 +10,7 @@ per channel in reference-range (per-tile) mode.
 
 Deliberate difference (spec Q3): vizfs builds parents with exact 2x2 block
 operations, the PDG with GDAL's warper on grids whose bounds carry ~1e-13
-errors.  The PDG's parents therefore hold tiny "spill" values (<= 1e-8) in
+errors.  The PDG's parents therefore hold tiny "spill" values (<= 4e-8) in
 pixels whose four children are 0; with nodata_val 0 those pixels are
 opaque in the PDG's PNGs and transparent in ours.  Such pixels are counted
 and allowed; every other pixel must match within 1.
@@ -34,7 +34,9 @@ SRC = os.environ.get("VZ_SOURCE_ROOT", os.path.dirname(__file__) + "/../..")
 VIZFS = os.environ.get("VIZFS", os.path.join(SRC, "build", "vizfs"))
 REF = os.path.join(SRC, "..", "shared", "data", "pdg-minimal-example")
 
-SPILL = 1e-8
+# A spill pixel: the reference holds a GDAL leak within the band tolerance
+# where vizfs holds an exact 0 (values up to ~4e-8 after summing levels).
+SPILL = 1e-6
 failures = []
 
 
@@ -139,6 +141,9 @@ def compare_pngs(out):
         tif = tif[:-4] + ".tif"
         _, bands, names = read_bands(tif)
         ref_band = bands[names.index(stat)]
+        _, obands, _ = read_bands(os.path.join(out, "geotiff", os.path.relpath(
+            tif, os.path.join(REF, "geotiff"))))
+        our_band = obands[names.index(stat)]
         r = read_png(os.path.join(REF, "web_tiles", rel))
         o = read_png(os.path.join(out, "web_tiles", rel))
         if r.shape != o.shape:
@@ -146,7 +151,7 @@ def compare_pngs(out):
             continue
         diff = np.max(np.abs(r - o), axis=0)
         # Spill pixels: reference value is a GDAL warp leak of <= 1e-8.
-        spill = (ref_band > 0) & (ref_band <= SPILL)
+        spill = (our_band == 0) & (ref_band != 0) & (np.abs(ref_band) <= SPILL)
         bad = (diff > 1) & ~spill
         spill_total += int(np.count_nonzero(spill & (diff > 1)))
         if not bad.any() and not (diff > 0).any():

@@ -30,11 +30,16 @@ int vz_color_parse(const char *s, struct vz_color *out);
 
 /**
  * Build the LUT for a palette (NULL/0 -> ["#FFFFFF", "#000000"]) and a nodata
- * colour (NULL -> "#ffffff00"), following spec §8.2: piecewise-linear
+ * colour (NULL -> "#ffffff00"), following spec §8.2 as coloraide 0.18 (the
+ * last release the PDG's "<1" pin installs) does it: piecewise-linear
  * interpolation in CIE LCh (D50) over equally spaced stops, shorter hue arc,
- * undefined hue takes the other stop's hue, alpha linear and not
- * premultiplied; channels = trunc(round-half-up to 3 significant digits of
- * 255*c), alpha = trunc(round3(a)*255).  @return 0 or VZ_E_CONFIG.
+ * undefined hue takes the other stop's hue, alpha linear with premultiplied
+ * colour (coloraide's default since 0.17; spec §8.2 says not premultiplied —
+ * only palettes whose stops differ in both colour and alpha are affected);
+ * channels = trunc(round-half-up to 3 significant digits of 255*c), alpha =
+ * trunc(round5(a)*255) (coloraide formats alpha with at least 5 decimals;
+ * the spec's round3 would give 26 instead of 25 for 0x1A).  @return 0 or
+ * VZ_E_CONFIG.
  */
 int vz_lut_build(const char *const *palette, size_t n, const char *nodata_color,
 		 struct vz_lut *out);

@@ -562,8 +562,10 @@ static int src_attrs(struct vz_stager *st, bool warn_props)
 	return 0;
 }
 
-/* The layer's transformation: input_crs overrides the file's CRS. */
-static int src_crs(struct vz_stager *st, bool default_tms)
+/* The layer's transformation.  Raw inputs: input_crs overrides the file's
+ * CRS.  Pre-staged tiles: the file's CRS, else the TMS CRS (input_crs
+ * describes the raw inputs, not vizfs/PDG output). */
+static int src_crs(struct vz_stager *st, bool prestaged)
 {
 	struct src *s = &st->src;
 	OGRSpatialReferenceH srs;
@@ -571,9 +573,14 @@ static int src_crs(struct vz_stager *st, bool default_tms)
 	if (s->crs_checked)
 		return s->crs_rc;
 	s->crs_checked = true;
-	srs = st->input_srs ? st->input_srs : OGR_L_GetSpatialRef(s->layer);
-	if (!srs && default_tms)
-		srs = st->tms_srs;
+	if (prestaged) {
+		srs = OGR_L_GetSpatialRef(s->layer);
+		if (!srs)
+			srs = st->tms_srs;
+	} else {
+		srs = st->input_srs ? st->input_srs
+				    : OGR_L_GetSpatialRef(s->layer);
+	}
 	if (!srs) {
 		vz_err_set("%s: no CRS in the file and no input_crs in the "
 			   "config",
@@ -1317,7 +1324,8 @@ static int emit_all(struct vz_stager *st, uint32_t idx, uint64_t start,
 	struct tile_map *m = &st->map;
 	int rc = 0;
 
-	qsort(m->slots, m->n, sizeof m->slots[0], cmp_slot);
+	if (m->n > 1)
+		qsort(m->slots, m->n, sizeof m->slots[0], cmp_slot);
 	for (size_t i = 0; i < m->n && !rc; i++) {
 		struct vz_tile_key k = {m->slots[i].x, m->slots[i].y,
 					(uint8_t)st->c->z_max};

@@ -1100,6 +1100,32 @@ static void test_odd_geometries(void)
 			VT_CHECK(st == NULL);
 		}
 	}
+	/* WebMercator: beyond +-85.05 deg is outside, never a crash. */
+	{
+		static const char *const merc[] = {
+			"POLYGON ((10 86, 11 86, 11 87, 10 86))",
+			"POLYGON ((10 89.9, 11 89.9, 11 90, 10 89.9))",
+			"POLYGON ((10 84, 11 84, 11 86, 10 84))",
+			"POLYGON ((10 -90, 11 -90, 11 -89, 10 -90))",
+			"POLYGON ((10 50, 11 50, 11 51, 10 50))",
+		};
+		const char *mp = pathf("merc.gpkg");
+		write_layer("GPKG", mp, "EPSG:4326", merc,
+			    VZ_ARRAY_SIZE(merc));
+		tconf_init(&t, NULL);
+		t.c.tms = vz_tms_find("WebMercatorQuad");
+		t.c.tms_id = (char *)"WebMercatorQuad";
+		t.c.z_max = 6;
+		rc = stage_file(&t.c, mp, 10, &e, &s);
+		VT_EQ_INT(rc, 0);
+		VT_EQ_INT(s.skipped_outside, 3);
+		VT_EQ_INT(s.polygons, 2);
+		for (size_t i = 0; i < e.n; i++) {
+			VT_CHECK(e.keys[i].x < 64 && e.keys[i].y < 64);
+			VT_EQ_INT(e.keys[i].z, 6);
+		}
+		emitted_free(&e);
+	}
 	/* Unreadable input. */
 	{
 		struct vz_input in = {.path = (char *)pathf("nope.gpkg")};
@@ -1259,6 +1285,8 @@ static void test_prestaged_example(void)
 	}
 	tconf_init(&t, NULL);
 	t.c.z_max = 13;
+	/* input_crs describes raw inputs: it must not apply to staged tiles */
+	t.c.input_crs = (char *)"EPSG:3413";
 	VT_EQ_INT(vz_stager_new(&t.c, &st), 0);
 	VT_EQ_INT(vz_stage_prestaged(st, &in, 3, &blob, &s), 0);
 	VT_EQ_INT(s.features, 1551);

@@ -9,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cpl_error.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #include <geos_c.h>
 #include <ogr_api.h>
@@ -1580,22 +1579,24 @@ static void identifier(char out[37], const char *relname, int64_t fid,
 		 hex + 16, hex + 20);
 }
 
+/* Create the parent directories of @p path (through VSI, so that /vsimem/
+ * paths stay in memory). */
 static int mkdirs_for(const char *path)
 {
-	char *p = strdup(path), *s;
+	char *p = strdup(path), *slash;
+	VSIStatBufL sb;
+	int rc = 0;
+
 	if (!p)
 		return -ENOMEM;
-	for (s = p + 1; (s = strchr(s, '/')); s++) {
-		*s = '\0';
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			int rc = -errno;
-			free(p);
-			return rc;
-		}
-		*s = '/';
+	slash = strrchr(p, '/');
+	if (slash && slash != p) {
+		*slash = '\0';
+		if (VSIStatL(p, &sb) != 0 && VSIMkdirRecursive(p, 0777) != 0)
+			rc = -EIO;
 	}
 	free(p);
-	return 0;
+	return rc;
 }
 
 static OGRGeometryH ogr_poly(const struct vz_poly *p)
@@ -1642,7 +1643,7 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 	OGRFeatureH feat = NULL;
 	char lname[16], ktile[64], ctile[64], ident[37];
 	int base, rc = 0;
-	struct stat sb;
+	VSIStatBufL sb;
 
 	guard_begin(st);
 	if (mkdirs_for(path) != 0) {
@@ -1650,7 +1651,7 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 		rc = VZ_E_ENCODE;
 		goto out;
 	}
-	if (stat(path, &sb) == 0 && unlink(path) != 0) {
+	if (VSIStatL(path, &sb) == 0 && VSIUnlink(path) != 0) {
 		vz_err_set("%s: cannot replace: %s", path, strerror(errno));
 		rc = VZ_E_ENCODE;
 		goto out;
@@ -1793,7 +1794,7 @@ cleanup:
 		OGR_F_Destroy(feat);
 	if (ds)
 		GDALClose(ds);
-	unlink(path);
+	VSIUnlink(path);
 out:
 	VZ_FREEF(OSRDestroySpatialReference, srs);
 	guard_end(st);

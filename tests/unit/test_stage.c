@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #include <geos_c.h>
 #include <ogr_api.h>
@@ -889,6 +890,25 @@ static void test_sample_and_stage(void)
 			}
 			VT_EQ_INT(n, nrec);
 			VT_EQ_INT(diff, 0);
+		}
+		/* /vsimem/ paths stay in memory (the export module uses them). */
+		{
+			const char *vp = "/vsimem/test_stage/a/b/1.gpkg";
+			GDALDatasetH ds;
+			VT_EQ_INT(vz_stage_write_gpkg(st, vp, &ea.keys[best],
+						      &inputs, &ea.blobs[best],
+						      1),
+				  0);
+			ds = GDALOpenEx(vp, GDAL_OF_VECTOR, NULL, NULL, NULL);
+			VT_CHECK(ds != NULL);
+			if (ds) {
+				VT_EQ_INT(OGR_L_GetFeatureCount(
+						  GDALDatasetGetLayer(ds, 0), 1),
+					  nrec);
+				GDALClose(ds);
+			}
+			VT_CHECK(access("/vsimem/test_stage", F_OK) != 0);
+			VSIUnlink(vp);
 		}
 		/* An unwritable path fails with its name. */
 		rc = vz_stage_write_gpkg(st, "/proc/nope/1.gpkg",

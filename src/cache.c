@@ -21,6 +21,8 @@
 #define POOL_MAX 32		/* reset read txns kept for mdb_txn_renew */
 #define WRITE_TRIES 64		/* map growths/adoptions before giving up */
 #define MIB ((size_t)1 << 20)
+#define DRAIN_NS 20000000L	/* a grower waits this long for readers… */
+#define RETRY_US 2000		/* … then lets them in for this long */
 
 #define BATCH_OPS 4096		/* commit when this many ops are queued */
 #define BATCH_BYTES (64 * MIB)	/* … or this many bytes */
@@ -53,14 +55,123 @@ struct vz_cache {
 	uint64_t map_size;
 	MDB_txn *pool[POOL_MAX]; /* reset read txns, renewed on reuse */
 	int n_pool;
+
+	dev_t dev;		/* the directory, to refuse a second open */
+	ino_t ino;
+	struct vz_cache *next_open;
 };
 
 /*
- * Transactions this thread holds open (in any cache).  A thread that already
- * holds one may enter again while a growth is pending (the grower waits for
- * it anyway); blocking it would deadlock nested reads.
+ * LMDB forbids opening one environment twice in a process (closing either
+ * drops the other's fcntl locks), so opened directories are registered.
  */
-static _Thread_local int txn_depth;
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER; /* guards:
+								 open_list */
+static struct vz_cache *open_list;
+static pthread_once_t open_once = PTHREAD_ONCE_INIT;
+
+/* A forked child must not use its parent's environments (LMDB rule) but
+ * may open its own, including the same directories. */
+static void open_after_fork(void)
+{
+	pthread_mutex_init(&open_lock, NULL);
+	open_list = NULL;
+}
+
+static void open_init(void)
+{
+	pthread_atfork(NULL, NULL, open_after_fork);
+}
+
+static int register_open(struct vz_cache *c)
+{
+	struct vz_cache *o;
+	struct stat st;
+	int rc = 0;
+
+	pthread_once(&open_once, open_init);
+	if (stat(c->dir, &st)) {
+		rc = -errno;
+		vz_err_set("cache %s: %s", c->dir, strerror(errno));
+		return rc;
+	}
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	pthread_mutex_lock(&open_lock);
+	for (o = open_list; o; o = o->next_open)
+		if (o->dev == c->dev && o->ino == c->ino)
+			break;
+	if (o) {
+		vz_err_set("cache %s: already open in this process (as %s)",
+			   c->dir, o->dir);
+		rc = -EBUSY;
+	} else {
+		c->next_open = open_list;
+		open_list = c;
+	}
+	pthread_mutex_unlock(&open_lock);
+	return rc;
+}
+
+static void unregister_open(struct vz_cache *c)
+{
+	struct vz_cache **pp;
+
+	pthread_mutex_lock(&open_lock);
+	for (pp = &open_list; *pp; pp = &(*pp)->next_open)
+		if (*pp == c) {
+			*pp = c->next_open;
+			break;
+		}
+	pthread_mutex_unlock(&open_lock);
+}
+
+/*
+ * Transactions this thread holds open, per cache.  A thread that already
+ * holds one may enter again while a growth is pending (the grower waits for
+ * it anyway); blocking it would deadlock nested reads.  More distinct caches
+ * than slots fall back to "holds something everywhere", which is safe.
+ */
+#define HELD_SLOTS 8
+static _Thread_local struct {
+	const struct vz_cache *c;
+	int depth;
+} held_tab[HELD_SLOTS];
+static _Thread_local int held_overflow;
+
+static int held(const struct vz_cache *c)
+{
+	int i;
+
+	if (held_overflow)
+		return held_overflow;
+	for (i = 0; i < HELD_SLOTS; i++)
+		if (held_tab[i].c == c)
+			return held_tab[i].depth;
+	return 0;
+}
+
+static void held_add(const struct vz_cache *c, int d)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < HELD_SLOTS; i++) {
+		if (held_tab[i].c == c) {
+			held_tab[i].depth += d;
+			if (held_tab[i].depth == 0)
+				held_tab[i].c = NULL;
+			return;
+		}
+		if (!held_tab[i].c && free_slot < 0)
+			free_slot = i;
+	}
+	if (d > 0 && free_slot >= 0) {
+		held_tab[free_slot].c = c;
+		held_tab[free_slot].depth = d;
+	} else {
+		held_overflow += d;
+	}
+}
 
 /* Errors */
 
@@ -141,9 +252,18 @@ static int mdb_fail(const struct vz_cache *c, int rc, const char *what)
 
 /* The gate */
 
+static void timespec_add_ns(struct timespec *t, long ns)
+{
+	t->tv_nsec += ns;
+	while (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
 static void gate_wait(struct vz_cache *c)
 {
-	if (txn_depth == 0)
+	if (!held(c))
 		while (c->growing)
 			pthread_cond_wait(&c->gate_cond, &c->gate);
 }
@@ -157,7 +277,7 @@ static uint64_t gate_enter(struct vz_cache *c)
 	c->active++;
 	map = c->map_size;
 	pthread_mutex_unlock(&c->gate);
-	txn_depth++;
+	held_add(c, 1);
 	return map;
 }
 
@@ -168,7 +288,7 @@ static void gate_leave(struct vz_cache *c)
 	if (c->active == 0 && c->growing)
 		pthread_cond_broadcast(&c->gate_cond);
 	pthread_mutex_unlock(&c->gate);
-	txn_depth--;
+	held_add(c, -1);
 }
 
 static uint64_t env_map_size(MDB_env *env)
@@ -189,18 +309,38 @@ static int map_resize(struct vz_cache *c, uint64_t seen, uint64_t size)
 {
 	int rc = 0;
 
-	if (txn_depth > 0) {
+	if (held(c)) {
 		vz_err_set("cache %s: cannot resize the map while this thread "
 			   "holds a transaction", c->dir);
 		return VZ_E_CACHE;
 	}
 	pthread_mutex_lock(&c->gate);
-	gate_wait(c);
-	if (size && c->map_size > seen)
-		goto out; /* another thread grew it */
-	c->growing = true;
-	while (c->active > 0)
-		pthread_cond_wait(&c->gate_cond, &c->gate);
+	for (;;) {
+		struct timespec dl;
+
+		gate_wait(c);
+		if (size && c->map_size > seen)
+			goto out; /* another thread grew it */
+		c->growing = true;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		timespec_add_ns(&dl, DRAIN_NS);
+		while (c->active > 0 &&
+		       pthread_cond_timedwait(&c->gate_cond, &c->gate, &dl) !=
+			       ETIMEDOUT)
+			;
+		if (c->active == 0)
+			break;
+		/*
+		 * A long transaction (a scan, a stat) is still open: let the
+		 * readers queued behind us in rather than stall them for its
+		 * whole life, and try again shortly.
+		 */
+		c->growing = false;
+		pthread_cond_broadcast(&c->gate_cond);
+		pthread_mutex_unlock(&c->gate);
+		usleep(RETRY_US);
+		pthread_mutex_lock(&c->gate);
+	}
 	rc = mdb_env_set_mapsize(c->env, (size_t)size);
 	if (rc) {
 		/* a failed remap leaves no map: try to get the old one back */
@@ -246,7 +386,7 @@ static int read_begin(struct vz_cache *c, MDB_txn **out)
 		if (c->n_pool > 0)
 			t = c->pool[--c->n_pool];
 		pthread_mutex_unlock(&c->gate);
-		txn_depth++;
+		held_add(c, 1);
 
 		if (t) {
 			rc = mdb_txn_renew(t);
@@ -283,7 +423,7 @@ static void read_end(struct vz_cache *c, MDB_txn *t)
 	if (c->active == 0 && c->growing)
 		pthread_cond_broadcast(&c->gate_cond);
 	pthread_mutex_unlock(&c->gate);
-	txn_depth--;
+	held_add(c, -1);
 	if (!kept)
 		mdb_txn_abort(t);
 }
@@ -418,6 +558,7 @@ static int open_dbs(struct vz_cache *c)
 int vz_cache_open(const struct vz_cache_opts *o, struct vz_cache **out)
 {
 	struct vz_cache *c;
+	pthread_condattr_t ca;
 	uint64_t want;
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	int rc, dead;
@@ -437,7 +578,10 @@ int vz_cache_open(const struct vz_cache_opts *o, struct vz_cache **out)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->gate, NULL);
-	pthread_cond_init(&c->gate_cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->gate_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	c->read_only = o->read_only;
 	c->dir = strdup(o->dir);
 	if (!c->dir) {
@@ -452,6 +596,9 @@ int vz_cache_open(const struct vz_cache_opts *o, struct vz_cache **out)
 		if (rc)
 			goto out_free;
 	}
+	rc = register_open(c);
+	if (rc)
+		goto out_free;
 	rc = mdb_env_create(&c->env);
 	if (rc) {
 		rc = open_fail(o->dir, rc, "create");
@@ -501,6 +648,7 @@ void vz_cache_close(struct vz_cache *c)
 {
 	if (!c)
 		return;
+	unregister_open(c);
 	while (c->n_pool > 0)
 		mdb_txn_abort(c->pool[--c->n_pool]);
 	VZ_FREEF(mdb_env_close, c->env);
@@ -594,7 +742,8 @@ int vz_cache_scan(struct vz_cache *c, enum vz_db db, const void *prefix,
 	}
 	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0) {
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+		if (plen && (k.mv_size < plen ||
+			     memcmp(k.mv_data, prefix, plen)))
 			break;
 		rc = fn(ud, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
 		if (rc)
@@ -906,11 +1055,7 @@ static void *writer_main(void *arg)
 			break;
 		while (!batch_due(w) && !deadline_passed(&w->first_at)) {
 			struct timespec dl = w->first_at;
-			dl.tv_nsec += BATCH_AGE_NS;
-			if (dl.tv_nsec >= 1000000000L) {
-				dl.tv_sec++;
-				dl.tv_nsec -= 1000000000L;
-			}
+			timespec_add_ns(&dl, BATCH_AGE_NS);
 			pthread_cond_timedwait(&w->wake, &w->lock, &dl);
 		}
 
@@ -1030,6 +1175,7 @@ int vz_writer_put(struct vz_writer *w, enum vz_db db, const void *key,
 		  size_t klen, const void *val, size_t vlen)
 {
 	struct op *o;
+	bool inside;
 	int rc;
 
 	if ((rc = db_check(w->c, db)) || (rc = key_check(w->c, key, klen)))
@@ -1056,8 +1202,11 @@ int vz_writer_put(struct vz_writer *w, enum vz_db db, const void *key,
 	if (vlen)
 		memcpy(o->data + klen, val, vlen);
 
+	/* Inside a scan of this cache, the writer may be waiting for that
+	 * very read txn to end (map growth): do not wait for it then. */
+	inside = held(w->c) > 0;
 	pthread_mutex_lock(&w->lock);
-	while (w->queued_bytes > QUEUE_CAP && !w->err)
+	while (w->queued_bytes > QUEUE_CAP && !w->err && !inside)
 		pthread_cond_wait(&w->done, &w->lock);
 	if (w->err) {
 		rc = writer_error(w);
@@ -1086,6 +1235,11 @@ int vz_writer_flush(struct vz_writer *w)
 	uint64_t target;
 	int rc = 0;
 
+	if (held(w->c)) {
+		vz_err_set("cache %s: writer flush inside a read transaction "
+			   "(scan callback) could deadlock", w->c->dir);
+		return -EDEADLK;
+	}
 	pthread_mutex_lock(&w->lock);
 	target = w->enq_seq;
 	if (target > w->flush_seq) {

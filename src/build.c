@@ -939,12 +939,40 @@ static int encode_png(struct vz_builder *b, struct vz_wctx *w, int s, int z,
 	return vz_png_encode(w->rgba, b->c->tile_w, b->c->tile_h, out);
 }
 
+/* A statistic whose colour range at zoom z depends on every tile of the
+ * zoom (per-zoom mode with an unset end); its PNGs wait for the level. */
+static bool zoom_stat(const struct vz_builder *b, int s, int z)
+{
+	struct vz_range r;
+
+	if (b->c->range_mode != VZ_RANGE_PER_ZOOM)
+		return false;
+	vz_conf_range(b->c, s, z, &r);
+	return !(r.set[0] && r.set[1]);
+}
+
+/* Index of the last zoom statistic at z, or -1 when there is none. */
+static int last_zoom_stat(const struct vz_builder *b, int z)
+{
+	for (int s = (int)b->c->n_stats - 1; s >= 0; s--)
+		if (zoom_stat(b, s, z))
+			return s;
+	return -1;
+}
+
+/* Encode and queue the PNGs of one tile: the statistics whose range is
+ * known from the config or the tile (zoom == false) or those needing the
+ * zoom's range (zoom == true). */
 static int put_pngs(struct vz_builder *b, struct vz_wctx *w,
-		    const struct vz_tile_key *k, const double *bands)
+		    const struct vz_tile_key *k, const double *bands, bool zoom)
 {
 	for (size_t s = 0; s < b->c->n_stats; s++) {
 		uint8_t key[VZ_KEY_TILE_LEN + 1];
-		int rc = encode_png(b, w, (int)s, k->z, bands, &w->png);
+		int rc;
+
+		if (zoom_stat(b, (int)s, k->z) != zoom)
+			continue;
+		rc = encode_png(b, w, (int)s, k->z, bands, &w->png);
 		if (rc)
 			return rc;
 		atomic_fetch_add(&b->n_pngs, 1);
@@ -958,8 +986,8 @@ static int put_pngs(struct vz_builder *b, struct vz_wctx *w,
 	return 0;
 }
 
-/* Store a finished tile: summary and (per-tile mode) PNGs first, the band
- * last: the band entry is the tile's "done" marker. */
+/* Store a finished tile: summary and the PNGs that need no zoom range
+ * first, the band last: the band entry is the tile's "done" marker. */
 static int store_band(struct vz_builder *b, struct vz_wctx *w,
 		      const struct vz_tile_key *k, const double *bands,
 		      bool pngs)
@@ -975,7 +1003,7 @@ static int store_band(struct vz_builder *b, struct vz_wctx *w,
 	rc = vz_writer_put(b->wr, VZ_DB_SUMMARY, key, sizeof key, summ,
 			   b->c->n_stats * sizeof summ[0]);
 	if (!rc && pngs)
-		rc = put_pngs(b, w, k, bands);
+		rc = put_pngs(b, w, k, bands, false);
 	if (!rc)
 		rc = vz_bands_encode(bands, b->plane * b->c->n_stats, &w->enc);
 	if (!rc)
@@ -1013,7 +1041,7 @@ static int compute_band(struct vz_builder *b, struct vz_wctx *w,
 struct level_job {
 	struct vz_builder *b;
 	const struct vz_level *l;
-	bool pngs; /* PNGs with the band (per-tile ranges) */
+	bool pngs; /* PNGs that need no zoom range, with the band */
 	int errors;
 };
 
@@ -1058,13 +1086,13 @@ static int png_task(void *ud, void *ctx, size_t i)
 	int rc;
 
 	vz_key_tile(key, k);
-	key[VZ_KEY_TILE_LEN] = (uint8_t)(b->c->n_stats - 1);
+	key[VZ_KEY_TILE_LEN] = (uint8_t)last_zoom_stat(b, k->z);
 	if (vz_cache_has(b->cache, VZ_DB_TILE, key, sizeof key) == 1)
 		return 0;
 	vz_err_clear();
 	rc = read_band(b, w, k, w->bands);
 	if (!rc)
-		rc = put_pngs(b, w, k, w->bands);
+		rc = put_pngs(b, w, k, w->bands, true);
 	if (rc)
 		tile_error(b, k, "png", rc);
 	return rc;
@@ -1120,20 +1148,19 @@ static int run_level(struct vz_builder *b, int z, bool bands_only)
 	struct vz_pool *pool;
 	char phase[32];
 	struct prog_ud pu = {b, phase};
-	bool per_tile = b->c->range_mode == VZ_RANGE_PER_TILE;
 	int rc, rc2;
 
 	rc = vz_builder_pool(b, &pool);
 	if (rc)
 		return rc;
-	j.pngs = per_tile && !bands_only;
+	j.pngs = !bands_only;
 	snprintf(phase, sizeof phase, "z%d", z);
 	rc = vz_pool_for(pool, j.l->n, band_task, &j, pool_progress, &pu,
 			 b->o.cancel);
 	rc2 = vz_writer_flush(b->wr);
 	if (!rc)
 		rc = rc2;
-	if (rc || cancelled(b) || per_tile || bands_only)
+	if (rc || cancelled(b) || bands_only || last_zoom_stat(b, z) < 0)
 		return cancelled(b) ? -ECANCELED : rc;
 	rc = vz_builder_zoom_range(b, z);
 	if (rc)
@@ -1191,6 +1218,7 @@ static int ensure_band(struct vz_builder *b, struct vz_wctx *w,
 	rc = read_band(b, w, k, out);
 	if (rc != -ENOENT)
 		return rc;
+	rc = 0;
 	if (k->z == b->c->z_max) {
 		rc = rasterize_tile(b, w, k, out);
 	} else {
@@ -1213,8 +1241,7 @@ static int ensure_band(struct vz_builder *b, struct vz_wctx *w,
 			free(kids[i]);
 	}
 	if (!rc)
-		rc = store_band(b, w, k, out,
-				b->c->range_mode == VZ_RANGE_PER_TILE);
+		rc = store_band(b, w, k, out, true);
 	if (!rc)
 		atomic_fetch_add(&b->n_rendered, 1);
 	return rc;
@@ -1249,7 +1276,7 @@ int vz_builder_get(struct vz_builder *b, const struct vz_tile_ref *r,
 		rc = vz_cache_get(b->cache, VZ_DB_TILE, key, sizeof key, out);
 		if (rc != -ENOENT)
 			break;
-		if (b->c->range_mode == VZ_RANGE_PER_TILE) {
+		if (!zoom_stat(b, r->stat, r->key.z)) {
 			rc = ensure_band(b, w, &r->key, w->bands);
 			if (!rc)
 				rc = encode_png(b, w, r->stat, r->key.z,

@@ -18,22 +18,22 @@
 
 #define DEFAULT_MAP ((uint64_t)1 << 30)
 #define MAX_READERS 512
-#define POOL_MAX 32		/* reset read txns kept for mdb_txn_renew */
-#define WRITE_TRIES 64		/* map growths/adoptions before giving up */
+#define POOL_MAX 32    /* reset read txns kept for mdb_txn_renew */
+#define WRITE_TRIES 64 /* map growths/adoptions before giving up */
 #define MIB ((size_t)1 << 20)
-#define DRAIN_NS 20000000L	/* a grower waits this long for readers… */
-#define RETRY_US 2000		/* … then lets them in for this long */
+#define DRAIN_NS 20000000L /* a grower waits this long for readers, */
+#define RETRY_US 2000	   /* then lets them in for this long */
 
-#define BATCH_OPS 4096		/* commit when this many ops are queued */
-#define BATCH_BYTES (64 * MIB)	/* … or this many bytes */
-#define BATCH_AGE_NS 100000000L /* … or the oldest op is 100 ms old */
+#define BATCH_OPS 4096		 /* commit when this many ops are queued */
+#define BATCH_BYTES (64 * MIB)	 /* or this many bytes */
+#define BATCH_AGE_NS 100000000L	 /* or the oldest op is 100 ms old */
 #define TAKE_OPS (4 * BATCH_OPS) /* most ops in one commit */
-#define QUEUE_CAP (256 * MIB)	/* vz_writer_put blocks above this */
+#define QUEUE_CAP (256 * MIB)	 /* vz_writer_put blocks above this */
 
 static const char *const db_names[VZ_DB_COUNT] = {
-	[VZ_DB_META] = "meta",	   [VZ_DB_STAGED] = "staged",
-	[VZ_DB_INDEX] = "index",   [VZ_DB_BAND] = "band",
-	[VZ_DB_TILE] = "tile",	   [VZ_DB_SUMMARY] = "summary",
+	[VZ_DB_META] = "meta",	 [VZ_DB_STAGED] = "staged",
+	[VZ_DB_INDEX] = "index", [VZ_DB_BAND] = "band",
+	[VZ_DB_TILE] = "tile",	 [VZ_DB_SUMMARY] = "summary",
 };
 
 struct vz_cache {
@@ -48,15 +48,15 @@ struct vz_cache {
 	 * process closed, so each txn "enters" for its short life and a
 	 * grower waits for active == 0 while new entrants wait for it.
 	 */
-	pthread_mutex_t gate;	/* guards: active, growing, map_size, pool */
+	pthread_mutex_t gate; /* guards: active, growing, map_size, pool */
 	pthread_cond_t gate_cond;
-	int active;		/* txns (read or write) in flight */
+	int active; /* txns (read or write) in flight */
 	bool growing;
 	uint64_t map_size;
 	MDB_txn *pool[POOL_MAX]; /* reset read txns, renewed on reuse */
 	int n_pool;
 
-	dev_t dev;		/* the directory, to refuse a second open */
+	dev_t dev; /* the directory, to refuse a second open */
 	ino_t ino;
 	struct vz_cache *next_open;
 };
@@ -311,7 +311,8 @@ static int map_resize(struct vz_cache *c, uint64_t seen, uint64_t size)
 
 	if (held(c)) {
 		vz_err_set("cache %s: cannot resize the map while this thread "
-			   "holds a transaction", c->dir);
+			   "holds a transaction",
+			   c->dir);
 		return VZ_E_CACHE;
 	}
 	pthread_mutex_lock(&c->gate);
@@ -346,8 +347,9 @@ static int map_resize(struct vz_cache *c, uint64_t seen, uint64_t size)
 		/* a failed remap leaves no map: try to get the old one back */
 		int rc2 = mdb_env_set_mapsize(c->env, (size_t)c->map_size);
 		vz_err_set("cache %s is full: cannot grow the map to %llu "
-			   "bytes: %s%s", c->dir, (unsigned long long)size,
-			   mdb_strerror(rc), rc2 ? " (map lost)" : "");
+			   "bytes: %s%s",
+			   c->dir, (unsigned long long)size, mdb_strerror(rc),
+			   rc2 ? " (map lost)" : "");
 		rc = VZ_E_CACHE;
 	}
 	c->map_size = env_map_size(c->env);
@@ -664,7 +666,7 @@ int vz_cache_get(struct vz_cache *c, enum vz_db db, const void *key,
 		 size_t klen, struct vz_buf *out)
 {
 	MDB_txn *t;
-	MDB_val k = { klen, (void *)key }, v;
+	MDB_val k = {klen, (void *)key}, v;
 	int rc;
 
 	if ((rc = db_check(c, db)) || (rc = key_check(c, key, klen)))
@@ -694,7 +696,7 @@ int vz_cache_has(struct vz_cache *c, enum vz_db db, const void *key,
 		 size_t klen)
 {
 	MDB_txn *t;
-	MDB_val k = { klen, (void *)key }, v;
+	MDB_val k = {klen, (void *)key}, v;
 	int rc;
 
 	if ((rc = db_check(c, db)) || (rc = key_check(c, key, klen)))
@@ -720,7 +722,7 @@ int vz_cache_scan(struct vz_cache *c, enum vz_db db, const void *prefix,
 {
 	MDB_txn *t;
 	MDB_cursor *cur;
-	MDB_val k = { plen, (void *)prefix }, v;
+	MDB_val k = {plen, (void *)prefix}, v;
 	int rc;
 
 	if ((rc = db_check(c, db)))
@@ -742,8 +744,8 @@ int vz_cache_scan(struct vz_cache *c, enum vz_db db, const void *prefix,
 	}
 	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0) {
-		if (plen && (k.mv_size < plen ||
-			     memcmp(k.mv_data, prefix, plen)))
+		if (plen &&
+		    (k.mv_size < plen || memcmp(k.mv_data, prefix, plen)))
 			break;
 		rc = fn(ud, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
 		if (rc)
@@ -832,7 +834,7 @@ struct apply_ctx {
 static int put_one(struct vz_cache *c, MDB_txn *t, enum vz_db db,
 		   const void *key, size_t klen, const void *val, size_t vlen)
 {
-	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc;
 
 	if (!val) {
@@ -858,10 +860,9 @@ static int apply_fn(struct vz_cache *c, MDB_txn *t, void *ud)
 	return 0;
 }
 
-int vz_cache_apply(struct vz_cache *c, const struct vz_cache_op *ops,
-		   size_t n)
+int vz_cache_apply(struct vz_cache *c, const struct vz_cache_op *ops, size_t n)
 {
-	struct apply_ctx a = { ops, n };
+	struct apply_ctx a = {ops, n};
 	uint64_t need = 0;
 	size_t i;
 	int rc;
@@ -903,7 +904,7 @@ static int clear_fn(struct vz_cache *c, MDB_txn *t, void *ud)
 
 int vz_cache_clear(struct vz_cache *c, const enum vz_db *dbs, size_t n)
 {
-	struct clear_ctx a = { dbs, n };
+	struct clear_ctx a = {dbs, n};
 	size_t i;
 	int rc;
 
@@ -919,7 +920,7 @@ int vz_cache_clear(struct vz_cache *c, const enum vz_db *dbs, size_t n)
 
 struct op {
 	struct op *next;
-	uint64_t seq;	/* queue order */
+	uint64_t seq; /* queue order */
 	size_t vlen;
 	uint32_t klen;
 	uint8_t db;
@@ -944,7 +945,7 @@ struct vz_writer {
 	uint64_t done_seq;	  /* every op <= this is committed */
 	uint64_t flush_seq;	  /* a flusher waits for this seq */
 	bool stop;
-	int err;		  /* sticky: first failed commit */
+	int err; /* sticky: first failed commit */
 	char errmsg[512];
 };
 
@@ -1009,9 +1010,9 @@ static int commit_batch(struct vz_writer *w, struct batch *b)
 	rc = write_txn(w->c, batch_fn, b, b->bytes, "commit", &mrc);
 	/* Too many dirty pages for one txn: commit in halves, in order. */
 	if (rc && mrc == MDB_TXN_FULL && b->n > 1) {
-		struct batch lo = { b->ops, b->n / 2, b->bytes / 2 };
-		struct batch hi = { b->ops + b->n / 2, b->n - b->n / 2,
-				    b->bytes / 2 };
+		struct batch lo = {b->ops, b->n / 2, b->bytes / 2};
+		struct batch hi = {b->ops + b->n / 2, b->n - b->n / 2,
+				   b->bytes / 2};
 		rc = commit_batch(w, &lo);
 		if (!rc)
 			rc = commit_batch(w, &hi);
@@ -1044,7 +1045,7 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		struct batch b = { 0 };
+		struct batch b = {0};
 		struct op *o, *first;
 		uint64_t last_seq;
 		int rc;
@@ -1237,7 +1238,8 @@ int vz_writer_flush(struct vz_writer *w)
 
 	if (held(w->c)) {
 		vz_err_set("cache %s: writer flush inside a read transaction "
-			   "(scan callback) could deadlock", w->c->dir);
+			   "(scan callback) could deadlock",
+			   w->c->dir);
 		return -EDEADLK;
 	}
 	pthread_mutex_lock(&w->lock);
@@ -1276,7 +1278,7 @@ int vz_writer_stop(struct vz_writer *w)
 
 /* Bands */
 
-static const uint8_t bands_magic[4] = { 'V', 'Z', 'B', '1' };
+static const uint8_t bands_magic[4] = {'V', 'Z', 'B', '1'};
 
 static size_t put_varint(uint8_t *p, uint64_t v)
 {

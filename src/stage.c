@@ -42,7 +42,7 @@ struct src {
 	GDALDatasetH ds;
 	OGRLayerH layer;
 	int64_t n_features;
-	int fid_contig;	  /* -1 unknown, 0 no, 1 FIDs are 1..n */
+	int fid_contig;	  /* -1 unknown, 0 no, 1 FIDs are 1..n, 2 GPKG */
 	char *fid_col;
 	int *attr_idx;	  /* field index per vz_conf.attrs */
 	int *attr_type;	  /* OGRFieldType per vz_conf.attrs */
@@ -441,7 +441,9 @@ static int fid_contiguity(struct vz_stager *st, struct src *s)
 		int64_t lo = OGR_F_GetFieldAsInteger64(f, 0);
 		int64_t hi = OGR_F_GetFieldAsInteger64(f, 1);
 		int64_t n = OGR_F_GetFieldAsInteger64(f, 2);
-		ok = n == s->n_features && (n == 0 || (lo == 1 && hi == n));
+		ok = n == s->n_features && (n == 0 || (lo == 1 && hi == n))
+			     ? 1
+			     : 2;
 		OGR_F_Destroy(f);
 	}
 	GDALDatasetReleaseResultSet(s->ds, res);
@@ -450,6 +452,37 @@ static int fid_contiguity(struct vz_stager *st, struct src *s)
 		ok = 0;
 	(void)st;
 	return ok;
+}
+
+/* The FID at ordinal @p start of a GeoPackage layer whose FIDs have gaps
+ * (SQLite walks the rowid b-tree; no feature is decoded).  The CAST keeps
+ * OGR from turning the selected column into the result's FID.
+ * @return 0, or -ENOENT if there is no such feature. */
+static int gpkg_fid_at(struct src *s, uint64_t start, int64_t *fid)
+{
+	char sql[1024];
+	OGRLayerH res;
+	OGRFeatureH f;
+	int rc = -ENOENT;
+
+	snprintf(sql, sizeof sql,
+		 "SELECT CAST(\"%s\" AS INTEGER) AS v FROM \"%s\" "
+		 "ORDER BY \"%s\" LIMIT 1 OFFSET %llu",
+		 s->fid_col, OGR_L_GetName(s->layer), s->fid_col,
+		 (unsigned long long)start);
+	res = GDALDatasetExecuteSQL(s->ds, sql, NULL, NULL);
+	if (!res)
+		return -EIO;
+	f = OGR_L_GetNextFeature(res);
+	if (f) {
+		if (OGR_F_IsFieldSetAndNotNull(f, 0)) {
+			*fid = OGR_F_GetFieldAsInteger64(f, 0);
+			rc = 0;
+		}
+		OGR_F_Destroy(f);
+	}
+	GDALDatasetReleaseResultSet(s->ds, res);
+	return rc;
 }
 
 /* Open @p path (or reuse the cached dataset) and its first layer. */
@@ -1367,8 +1400,21 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 			 (unsigned long long)(start + count));
 		if (OGR_L_SetAttributeFilter(s->layer, filter) != OGRERR_NONE)
 			s->fid_contig = 0;
+	} else if (s->fid_contig == 2 && start > 0) {
+		/* FIDs with gaps: start at the FID of ordinal @start and read
+		 * @count features in FID order from there. */
+		char filter[512];
+		int64_t fid0 = 0;
+		int r = gpkg_fid_at(s, start, &fid0);
+		if (r == -ENOENT)
+			goto out;
+		snprintf(filter, sizeof filter, "\"%s\" >= %lld", s->fid_col,
+			 (long long)fid0);
+		if (r || OGR_L_SetAttributeFilter(s->layer, filter) !=
+				 OGRERR_NONE)
+			s->fid_contig = 0;
 	}
-	if (s->fid_contig != 1 && start > 0 &&
+	if (s->fid_contig == 0 && start > 0 &&
 	    OGR_L_SetNextByIndex(s->layer, (GIntBig)start) != OGRERR_NONE) {
 		OGR_L_ResetReading(s->layer);
 		skip = start;

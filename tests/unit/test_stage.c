@@ -9,6 +9,7 @@
 #include <geos_c.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1024,6 +1025,10 @@ static void write_layer(const char *drv, const char *path, const char *crs,
 	fl = OGR_Fld_Create("val", OFTString);
 	OGR_L_CreateField(l, fl, 1);
 	OGR_Fld_Destroy(fl);
+	/* a column named like a PDG staging property: warned, ignored */
+	fl = OGR_Fld_Create("Staging_Area", OFTReal);
+	OGR_L_CreateField(l, fl, 1);
+	OGR_Fld_Destroy(fl);
 	for (size_t i = 0; i < n; i++) {
 		OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(l));
 		char v[32];
@@ -1325,6 +1330,136 @@ static void test_large_polygon(void)
 	free(w);
 }
 
+/* A C-shaped polygon whose centroid lies in a tile it does not touch: that
+ * tile still gets exactly one copy (deliberate fix, counts are conserved),
+ * with few vertices (whole copies) and with many (clipped pieces). */
+static void test_concave(void)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		int na = pass ? 400 : 40, rc, in_ctile = 0, hits = 0;
+		const struct vz_tms *tms = vz_tms_find("WorldCRS84Quad");
+		const char *gp = pathf(pass ? "c400.gpkg" : "c40.gpkg");
+		char *w = malloc((size_t)na * 128 + 64), *p = w;
+		struct vz_tile_key ck, rk;
+		struct vz_stage_stats st;
+		struct emitted e = {0};
+		struct vz_bbox b;
+		struct tconf t;
+		const char *one[1];
+		double span, cx, cy;
+		GEOSWKTReader *rd = GEOSWKTReader_create_r(gh);
+		GEOSGeometry *poly, *cen;
+
+		vz_tms_point_tile(tms, ZMAX, -150.0001, 70.0001, &ck);
+		vz_tms_bounds(tms, &ck, &b);
+		span = b.right - b.left;
+		cx = (b.left + b.right) / 2;
+		cy = (b.bottom + b.top) / 2;
+		p += sprintf(p, "POLYGON ((");
+		for (int i = 0; i < 2 * na; i++) {
+			int j = i < na ? i : 2 * na - 1 - i;
+			double a = (20 + 320.0 * j / (na - 1)) * M_PI / 180;
+			double r = (i < na ? 1.2 : 1.1) * span;
+			p += sprintf(p, "%.15f %.15f, ", cx + r * cos(a),
+				     cy + r * sin(a));
+		}
+		p += sprintf(p, "%.15f %.15f))", cx + 1.2 * span * cos(M_PI / 9),
+			     cy + 1.2 * span * sin(M_PI / 9));
+		one[0] = w;
+		write_layer("GPKG", gp, "EPSG:4326", one, 1);
+		poly = GEOSWKTReader_read_r(gh, rd, w);
+		cen = GEOSGetCentroid_r(gh, poly);
+		GEOSGeomGetX_r(gh, cen, &cx);
+		GEOSGeomGetY_r(gh, cen, &cy);
+		GEOSGeom_destroy_r(gh, cen);
+		vz_tms_point_tile(tms, ZMAX, cx, cy, &rk);
+		VT_CHECK(rk.x == ck.x && rk.y == ck.y);
+		tconf_init(&t, NULL);
+		rc = stage_file(&t.c, gp, 10, &e, &st);
+		VT_EQ_INT(rc, 0);
+		for (size_t i = 0; i < e.n; i++) {
+			GEOSGeometry *box;
+			vz_tms_bounds(tms, &e.keys[i], &b);
+			box = GEOSGeom_createRectangle_r(gh, b.left, b.bottom,
+							 b.right, b.top);
+			if (e.keys[i].x == ck.x && e.keys[i].y == ck.y) {
+				in_ctile += count_records(&e.blobs[i]);
+				VT_EQ_INT(GEOSIntersects_r(gh, poly, box), 0);
+			} else {
+				hits += GEOSIntersects_r(gh, poly, box) == 1;
+			}
+			GEOSGeom_destroy_r(gh, box);
+		}
+		VT_EQ_INT(in_ctile, 1);
+		VT_EQ_INT(hits, (int)e.n - 1);
+		VT_EQ_INT(st.rows, e.n);
+		VT_CHECK(e.n >= 9);
+		GEOSGeom_destroy_r(gh, poly);
+		GEOSWKTReader_destroy_r(gh, rd);
+		emitted_free(&e);
+		free(w);
+	}
+}
+
+/* Stagers in concurrent threads (own GEOS, PROJ, GDAL handles and error
+ * handlers) produce the bytes a single thread produces. */
+struct thr {
+	const struct vz_conf *c;
+	const char *path;
+	struct emitted e;
+	struct vz_stage_stats s;
+	int rc;
+};
+
+static void *thr_main(void *ud)
+{
+	struct thr *t = ud;
+	t->rc = stage_file(t->c, t->path, 250, &t->e, &t->s);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct vz_sample_opts o = {.n = 1500,
+				   .west = 20.0,
+				   .south = 68.0,
+				   .east = 20.01,
+				   .north = 68.01,
+				   .seed = 7};
+	const char *pa = pathf("thr.gpkg");
+	struct thr t[4];
+	pthread_t tid[4];
+	struct tconf tc;
+
+	VT_EQ_INT(vz_sample_write(&o, pa), 0);
+	tconf_init(&tc, "Class");
+	tc.c.has_simplify = true;
+	tc.c.simplify_tolerance = 0.3;
+	for (int i = 0; i < 4; i++) {
+		memset(&t[i], 0, sizeof t[i]);
+		t[i].c = &tc.c;
+		t[i].path = pa;
+		pthread_create(&tid[i], NULL, thr_main, &t[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(tid[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		int same = t[i].e.n == t[0].e.n;
+		VT_EQ_INT(t[i].rc, 0);
+		VT_EQ_INT(t[i].s.features, 1500);
+		for (size_t j = 0; same && j < t[0].e.n; j++)
+			same = t[i].e.keys[j].x == t[0].e.keys[j].x &&
+			       t[i].e.keys[j].y == t[0].e.keys[j].y &&
+			       t[i].e.blobs[j].len == t[0].e.blobs[j].len &&
+			       memcmp(t[i].e.blobs[j].data,
+				      t[0].e.blobs[j].data,
+				      t[0].e.blobs[j].len) == 0;
+		VT_CHECK(same);
+	}
+	for (int i = 0; i < 4; i++)
+		emitted_free(&t[i].e);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Pre-staged PDG tiles */
 
@@ -1387,6 +1522,8 @@ int main(void)
 	test_sample_and_stage();
 	test_odd_geometries();
 	test_large_polygon();
+	test_concave();
+	test_threads();
 	test_prestaged_example();
 
 	GEOS_finish_r(gh);

@@ -209,8 +209,8 @@ static int walk_staged(struct list *l, const struct vz_conf *c)
 	int nx, rc = 0;
 
 	snprintf(zdir, sizeof zdir, "%d", c->z_max);
-	base = malloc(strlen(c->dir_staged) + strlen(c->tms_id) +
-		      strlen(zdir) + 3);
+	base = malloc(strlen(c->dir_staged) + strlen(c->tms_id) + strlen(zdir) +
+		      3);
 	if (!base)
 		return -ENOMEM;
 	sprintf(base, "%s/%s/%s", c->dir_staged, c->tms_id, zdir);

@@ -100,12 +100,14 @@ static OGRGeometryH ogr_ring(const double *x, const double *y, int n)
 
 /* Projected bounding box of the lon/lat box (edges sampled, since the
  * image of a lon/lat box in a polar projection is curved). */
-static int grid_extent(const struct vz_sample_opts *o,
-		       OGRSpatialReferenceH dst, double ext[4])
+static int grid_extent(const struct vz_sample_opts *o, OGRSpatialReferenceH dst,
+		       double ext[4])
 {
 	OGRSpatialReferenceH ll = OSRNewSpatialReference(NULL);
 	OGRCoordinateTransformationH ct = NULL;
-	enum { N = 17 };
+	enum {
+		N = 17
+	};
 	double x[4 * N], y[4 * N];
 	int ok[4 * N], rc = 0;
 
@@ -167,10 +169,10 @@ int vz_sample_write(const struct vz_sample_opts *o, const char *path)
 	GDALDriverH drv;
 	const char *lco[] = {"SPATIAL_INDEX=YES", NULL};
 
-	if (!(o->west < o->east && o->south < o->north) ||
-	    o->south < -90 || o->north > 90) {
-		vz_err_set("%s: invalid lon/lat box %g,%g,%g,%g", path,
-			   o->west, o->south, o->east, o->north);
+	if (!(o->west < o->east && o->south < o->north) || o->south < -90 ||
+	    o->north > 90) {
+		vz_err_set("%s: invalid lon/lat box %g,%g,%g,%g", path, o->west,
+			   o->south, o->east, o->north);
 		return -EINVAL;
 	}
 	if (stat(path, &sb) == 0) {
@@ -244,7 +246,8 @@ int vz_sample_write(const struct vz_sample_opts *o, const char *path)
 		if (kind < 0.01) {
 			/* a MultiPolygon of two small cells */
 			double a = rng_range(&rng, 0, M_PI);
-			double dx = 0.2 * cell * cos(a), dy = 0.2 * cell * sin(a);
+			double dx = 0.2 * cell * cos(a),
+			       dy = 0.2 * cell * sin(a);
 			OGRGeometryH p;
 			g = OGR_G_CreateGeometry(wkbMultiPolygon);
 			area = 0;

@@ -23,10 +23,10 @@
 #define PREPARE_MIN_TILES 4
 
 static const char *const staging_props[] = {
-	"staging_area",		"staging_centroid_x",
-	"staging_centroid_y",	"staging_filename",
-	"staging_identifier",	"staging_centroid_tile",
-	"staging_tile",		"staging_centroid_within_tile",
+	"staging_area",	      "staging_centroid_x",
+	"staging_centroid_y", "staging_filename",
+	"staging_identifier", "staging_centroid_tile",
+	"staging_tile",	      "staging_centroid_within_tile",
 	"staging_duplicated",
 };
 
@@ -42,10 +42,10 @@ struct src {
 	GDALDatasetH ds;
 	OGRLayerH layer;
 	int64_t n_features;
-	int fid_contig;	  /* -1 unknown, 0 no, 1 FIDs are 1..n, 2 GPKG */
+	int fid_contig; /* -1 unknown, 0 no, 1 FIDs are 1..n, 2 GPKG */
 	char *fid_col;
-	int *attr_idx;	  /* field index per vz_conf.attrs */
-	int *attr_type;	  /* OGRFieldType per vz_conf.attrs */
+	int *attr_idx;	/* field index per vz_conf.attrs */
+	int *attr_type; /* OGRFieldType per vz_conf.attrs */
 	bool attrs_ok;
 	struct xform *xf; /* NULL until the CRS was resolved */
 	bool crs_checked;
@@ -68,8 +68,8 @@ struct tile_slot {
 /* Per-range map from tile to its blob (open addressing on (x, y)). */
 struct tile_map {
 	struct tile_slot *slots;
-	size_t n, cap;	/* dense slots */
-	int32_t *hash;	/* index into slots or -1 */
+	size_t n, cap; /* dense slots */
+	int32_t *hash; /* index into slots or -1 */
 	size_t hcap;
 };
 
@@ -426,9 +426,8 @@ static int fid_contiguity(struct vz_stager *st, struct src *s)
 	OGRFeatureH f;
 	int ok = 0;
 
-	if (!drv || strcmp(GDALGetDriverShortName(drv), "GPKG") != 0 ||
-	    !col || !col[0] || strchr(col, '"') ||
-	    strchr(OGR_L_GetName(s->layer), '"'))
+	if (!drv || strcmp(GDALGetDriverShortName(drv), "GPKG") != 0 || !col ||
+	    !col[0] || strchr(col, '"') || strchr(OGR_L_GetName(s->layer), '"'))
 		return 0;
 	snprintf(sql, sizeof sql,
 		 "SELECT MIN(\"%s\"), MAX(\"%s\"), COUNT(*) FROM \"%s\"", col,
@@ -441,9 +440,9 @@ static int fid_contiguity(struct vz_stager *st, struct src *s)
 		int64_t lo = OGR_F_GetFieldAsInteger64(f, 0);
 		int64_t hi = OGR_F_GetFieldAsInteger64(f, 1);
 		int64_t n = OGR_F_GetFieldAsInteger64(f, 2);
-		ok = n == s->n_features && (n == 0 || (lo == 1 && hi == n))
-			     ? 1
-			     : 2;
+		ok = n == s->n_features && (n == 0 || (lo == 1 && hi == n)) ?
+			     1 :
+			     2;
 		OGR_F_Destroy(f);
 	}
 	GDALDatasetReleaseResultSet(s->ds, res);
@@ -499,8 +498,8 @@ static int src_open(struct vz_stager *st, const char *path)
 	s->path = strdup(path);
 	if (!s->path)
 		return -ENOMEM;
-	s->ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL,
-			   NULL, NULL);
+	s->ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL,
+			   NULL);
 	if (!s->ds) {
 		vz_err_set("%s: cannot open as a vector file: %s", path,
 			   st->cpl_msg[0] ? st->cpl_msg : "unknown format");
@@ -524,8 +523,9 @@ static void list_fields(OGRFeatureDefnH fd, char *buf, size_t n)
 	size_t used = 0;
 	buf[0] = '\0';
 	for (int i = 0; i < OGR_FD_GetFieldCount(fd) && used + 1 < n; i++) {
-		int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
-				 OGR_Fld_GetNameRef(OGR_FD_GetFieldDefn(fd, i)));
+		int w = snprintf(
+			buf + used, n - used, "%s%s", i ? ", " : "",
+			OGR_Fld_GetNameRef(OGR_FD_GetFieldDefn(fd, i)));
 		if (w < 0)
 			break;
 		used += (size_t)w;
@@ -610,8 +610,8 @@ static int src_crs(struct vz_stager *st, bool prestaged)
 		if (!srs)
 			srs = st->tms_srs;
 	} else {
-		srs = st->input_srs ? st->input_srs
-				    : OGR_L_GetSpatialRef(s->layer);
+		srs = st->input_srs ? st->input_srs :
+				      OGR_L_GetSpatialRef(s->layer);
 	}
 	if (!srs) {
 		vz_err_set("%s: no CRS in the file and no input_crs in the "
@@ -624,8 +624,7 @@ static int src_crs(struct vz_stager *st, bool prestaged)
 	return s->crs_rc;
 }
 
-int vz_stage_count(struct vz_stager *st, const struct vz_input *in,
-		   uint64_t *n)
+int vz_stage_count(struct vz_stager *st, const struct vz_input *in, uint64_t *n)
 {
 	int rc;
 
@@ -692,8 +691,8 @@ static int rings_from_geos(struct vz_stager *st, struct rings *r,
 		return VZ_E_GEOM;
 	for (int i = -1; i < nh; i++) {
 		const GEOSGeometry *ring =
-			i < 0 ? GEOSGetExteriorRing_r(st->geos, g)
-			      : GEOSGetInteriorRingN_r(st->geos, g, i);
+			i < 0 ? GEOSGetExteriorRing_r(st->geos, g) :
+				GEOSGetInteriorRingN_r(st->geos, g, i);
 		const GEOSCoordSequence *seq;
 		unsigned int np = 0;
 
@@ -823,8 +822,8 @@ static int collect_polys(GEOSContextHandle_t h, const GEOSGeometry *g,
 }
 
 /* Polygon members of an OGR geometry (collections flattened). */
-static int collect_ogr(OGRGeometryH g, OGRGeometryH *v, size_t *n,
-		       size_t cap, int depth)
+static int collect_ogr(OGRGeometryH g, OGRGeometryH *v, size_t *n, size_t cap,
+		       int depth)
 {
 	OGRwkbGeometryType t = wkbFlatten(OGR_G_GetGeometryType(g));
 
@@ -893,20 +892,19 @@ static int transform_rings(struct xform *xf, struct rings *r, int **okbuf,
 
 struct assign {
 	struct vz_stager *st;
-	const GEOSGeometry *full;	 /* whole polygon, TMS CRS */
-	const struct rings *full_rings;	 /* its coordinates */
+	const GEOSGeometry *full;	  /* whole polygon, TMS CRS */
+	const struct rings *full_rings;	  /* its coordinates */
 	const GEOSPreparedGeometry *prep; /* of full, or NULL */
 	bool clip;
-	struct vz_staged_rec rec;	/* template: centroid, area, ids */
+	struct vz_staged_rec rec; /* template: centroid, area, ids */
 	struct vz_tile_key ctile;
 	bool has_ctile, ctile_done;
 	uint64_t rows;
 	int err;
 };
 
-static void block_box(const struct vz_tms *t, int z, uint32_t x0,
-		      uint32_t y0, uint32_t x1, uint32_t y1,
-		      struct vz_bbox *b)
+static void block_box(const struct vz_tms *t, int z, uint32_t x0, uint32_t y0,
+		      uint32_t x1, uint32_t y1, struct vz_bbox *b)
 {
 	struct vz_tile_key a = {x0, y0, (uint8_t)z}, c = {x1, y1, (uint8_t)z};
 	struct vz_bbox ba, bc;
@@ -923,8 +921,7 @@ static int emit_rec(struct assign *a, uint32_t x, uint32_t y,
 		    const struct rings *r)
 {
 	struct vz_stager *st = a->st;
-	struct vz_buf *blob = map_get(&st->map, x, y,
-				      (uint32_t)st->c->n_attrs);
+	struct vz_buf *blob = map_get(&st->map, x, y, (uint32_t)st->c->n_attrs);
 	struct vz_staged_rec rec = a->rec;
 
 	if (!blob)
@@ -938,8 +935,7 @@ static int emit_rec(struct assign *a, uint32_t x, uint32_t y,
 	return vz_staged_append(blob, &rec);
 }
 
-static int leaf(struct assign *a, const GEOSGeometry *g, uint32_t x,
-		uint32_t y)
+static int leaf(struct assign *a, const GEOSGeometry *g, uint32_t x, uint32_t y)
 {
 	struct vz_stager *st = a->st;
 	GEOSContextHandle_t h = st->geos;
@@ -1035,8 +1031,8 @@ static int block(struct assign *a, const GEOSGeometry *g, uint32_t x0,
 			if (!box)
 				return VZ_E_GEOM;
 			hit = a->prep ? GEOSPreparedIntersects_r(h, a->prep,
-								 box)
-				      : GEOSIntersects_r(h, g, box);
+								 box) :
+					GEOSIntersects_r(h, g, box);
 			GEOSGeom_destroy_r(h, box);
 			/* 2 = GEOS exception: keep the copy, it is harmless */
 			if (hit)
@@ -1050,8 +1046,7 @@ static int block(struct assign *a, const GEOSGeometry *g, uint32_t x0,
 }
 
 /* Assign one polygon (TMS CRS) to the max-z tiles it intersects. */
-static int assign_poly(struct assign *a, GEOSGeometry *g,
-		       const struct rings *r)
+static int assign_poly(struct assign *a, GEOSGeometry *g, const struct rings *r)
 {
 	struct vz_stager *st = a->st;
 	const struct vz_conf *c = st->c;
@@ -1087,9 +1082,8 @@ static int assign_poly(struct assign *a, GEOSGeometry *g,
 	    env.bottom >= root.bottom && env.top <= root.top) {
 		rc = block(a, g, x0, y0, x1, y1);
 	} else if (a->clip) {
-		GEOSGeometry *cl = GEOSClipByRect_r(h, g, root.left,
-						    root.bottom, root.right,
-						    root.top);
+		GEOSGeometry *cl = GEOSClipByRect_r(
+			h, g, root.left, root.bottom, root.right, root.top);
 		if (cl && !GEOSisEmpty_r(h, cl))
 			rc = block(a, cl, x0, y0, x1, y1);
 		if (cl)
@@ -1171,9 +1165,9 @@ struct okbuf {
 };
 
 /* Stage one polygon part (input CRS, closed rings in st->r_in). */
-static int stage_part(struct vz_stager *st, GEOSGeometry *p,
-		      struct assign *a, uint32_t *part,
-		      struct vz_stage_stats *stats, struct okbuf *ok)
+static int stage_part(struct vz_stager *st, GEOSGeometry *p, struct assign *a,
+		      uint32_t *part, struct vz_stage_stats *stats,
+		      struct okbuf *ok)
 {
 	GEOSContextHandle_t h = st->geos;
 	GEOSGeometry *q = p, *t = NULL, *cen = NULL;
@@ -1219,9 +1213,8 @@ static int stage_part(struct vz_stager *st, GEOSGeometry *p,
 		cen = GEOSGetCentroid_r(h, tg);
 		if (!cen || GEOSisEmpty_r(h, cen) != 0 ||
 		    !GEOSGeomGetX_r(h, cen, &cx) ||
-		    !GEOSGeomGetY_r(h, cen, &cy) ||
-		    !GEOSArea_r(h, tg, &area) || !isfinite(cx) ||
-		    !isfinite(cy)) {
+		    !GEOSGeomGetY_r(h, cen, &cy) || !GEOSArea_r(h, tg, &area) ||
+		    !isfinite(cx) || !isfinite(cy)) {
 			stats->skipped_invalid++;
 			goto out;
 		}
@@ -1370,7 +1363,8 @@ static int emit_all(struct vz_stager *st, uint32_t idx, uint64_t start,
 
 int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		   uint32_t idx, uint64_t start, uint64_t count,
-		   vz_stage_emit_fn emit, void *ud, struct vz_stage_stats *stats)
+		   vz_stage_emit_fn emit, void *ud,
+		   struct vz_stage_stats *stats)
 {
 	struct src *s = &st->src;
 	struct okbuf ok = {0};
@@ -1387,8 +1381,8 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		rc = src_attrs(st, true);
 	if (rc)
 		goto out;
-	if (count == 0 || (s->n_features >= 0 &&
-			   start >= (uint64_t)s->n_features))
+	if (count == 0 ||
+	    (s->n_features >= 0 && start >= (uint64_t)s->n_features))
 		goto out;
 	if (s->fid_contig < 0)
 		s->fid_contig = fid_contiguity(st, s);
@@ -1410,8 +1404,8 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 			goto out;
 		snprintf(filter, sizeof filter, "\"%s\" >= %lld", s->fid_col,
 			 (long long)fid0);
-		if (r || OGR_L_SetAttributeFilter(s->layer, filter) !=
-				 OGRERR_NONE)
+		if (r ||
+		    OGR_L_SetAttributeFilter(s->layer, filter) != OGRERR_NONE)
 			s->fid_contig = 0;
 	}
 	if (s->fid_contig == 0 && start > 0 &&
@@ -1431,9 +1425,9 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		done++;
 		if (rc) {
 			if (rc != -ENOMEM)
-				vz_err_prefix("%s: feature %llu", in->path,
-					      (unsigned long long)(start + done -
-								   1));
+				vz_err_prefix(
+					"%s: feature %llu", in->path,
+					(unsigned long long)(start + done - 1));
 			goto out;
 		}
 	}
@@ -1512,8 +1506,8 @@ int vz_stage_prestaged(struct vz_stager *st, const struct vz_input *in,
 			GEOSGeometry *p = NULL;
 			bool null;
 
-			parts[0] = t == wkbPolygon ? g
-						   : OGR_G_GetGeometryRef(g, i);
+			parts[0] = t == wkbPolygon ? g :
+						     OGR_G_GetGeometryRef(g, i);
 			rc = rings_from_ogr(&st->r_in, parts[0]);
 			if (rc == 1 || (!rc && st->r_in.n_rings == 0)) {
 				if (rc)
@@ -1535,8 +1529,8 @@ int vz_stage_prestaged(struct vz_stager *st, const struct vz_input *in,
 				break;
 			rec.poly.cx = rec.poly.cy = rec.poly.area = NAN;
 			if (cols && s->idx_cx >= 0 && s->idx_cy >= 0) {
-				rec.poly.cx = field_value(f, s->idx_cx,
-							  OFTReal, &null);
+				rec.poly.cx = field_value(f, s->idx_cx, OFTReal,
+							  &null);
 				if (!null)
 					rec.poly.cy = field_value(
 						f, s->idx_cy, OFTReal, &null);
@@ -1659,9 +1653,8 @@ static OGRGeometryH ogr_poly(const struct vz_poly *p)
 			OGR_G_DestroyGeometry(g);
 			return NULL;
 		}
-		OGR_G_SetPoints(r, (int)p->ring_len[i], xy,
-				2 * sizeof(double), xy + 1, 2 * sizeof(double),
-				NULL, 0);
+		OGR_G_SetPoints(r, (int)p->ring_len[i], xy, 2 * sizeof(double),
+				xy + 1, 2 * sizeof(double), NULL, 0);
 		off += p->ring_len[i];
 		OGR_G_AddGeometryDirectly(g, r);
 	}
@@ -1674,9 +1667,8 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 			const struct vz_inputs *inputs,
 			const struct vz_buf *blobs, size_t n)
 {
-	static const char *const reals[] = {"staging_area",
-					    "staging_centroid_x",
-					    "staging_centroid_y"};
+	static const char *const reals[] = {
+		"staging_area", "staging_centroid_x", "staging_centroid_y"};
 	static const char *const strs[] = {"staging_filename",
 					   "staging_identifier",
 					   "staging_centroid_tile",
@@ -1703,8 +1695,8 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 		goto out;
 	}
 	drv = GDALGetDriverByName("GPKG");
-	srs = srs_from(c->tms->kind == VZ_TMS_WORLDCRS84QUAD ? "OGC:CRS84"
-							      : c->tms->crs);
+	srs = srs_from(c->tms->kind == VZ_TMS_WORLDCRS84QUAD ? "OGC:CRS84" :
+							       c->tms->crs);
 	if (!drv || !srs) {
 		vz_err_set("%s: GPKG driver or TMS CRS unavailable", path);
 		rc = VZ_E_ENCODE;
@@ -1767,9 +1759,9 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 			goto rollback;
 		}
 		while ((more = vz_staged_next(&it, &r)) == 1) {
-			const char *rel = r.input < inputs->n
-						  ? inputs->v[r.input].relname
-						  : "";
+			const char *rel = r.input < inputs->n ?
+						  inputs->v[r.input].relname :
+						  "";
 			struct vz_tile_key ck;
 			bool has_ck;
 			OGRGeometryH g;
@@ -1807,8 +1799,8 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 			OGR_F_SetGeometryDirectly(feat, g);
 			OGR_F_SetFID(feat, OGRNullFID);
 			if (OGR_L_CreateFeature(layer, feat) != OGRERR_NONE) {
-				vz_err_set("%s: cannot write feature: %s",
-					   path, st->cpl_msg);
+				vz_err_set("%s: cannot write feature: %s", path,
+					   st->cpl_msg);
 				rc = VZ_E_ENCODE;
 				goto rollback;
 			}

@@ -75,8 +75,7 @@ int vz_staged_append(struct vz_buf *blob, const struct vz_staged_rec *r)
 	return 0;
 }
 
-int vz_staged_iter_init(struct vz_staged_iter *it, const void *data,
-			size_t len)
+int vz_staged_iter_init(struct vz_staged_iter *it, const void *data, size_t len)
 {
 	const uint8_t *d = data;
 

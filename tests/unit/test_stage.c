@@ -140,9 +140,8 @@ static void emitted_free(struct emitted *e)
 	memset(e, 0, sizeof *e);
 }
 
-static int stage_file(const struct vz_conf *c, const char *path,
-		      uint64_t chunk, struct emitted *e,
-		      struct vz_stage_stats *stats)
+static int stage_file(const struct vz_conf *c, const char *path, uint64_t chunk,
+		      struct emitted *e, struct vz_stage_stats *stats)
 {
 	struct vz_input in = {.path = (char *)path, .relname = (char *)"x"};
 	struct vz_stager *st;
@@ -223,7 +222,10 @@ static int count_records(const struct vz_buf *b)
 
 static void test_blob(void)
 {
-	enum { N = 300, NA = 3 };
+	enum {
+		N = 300,
+		NA = 3
+	};
 	struct vz_buf b = {0};
 	struct vz_staged_iter it;
 	struct vz_staged_rec r;
@@ -288,8 +290,8 @@ static void test_blob(void)
 		VT_CHECK(r.poly.cx == i + 0.25 && r.poly.cy == -i - 0.5);
 		VT_CHECK(r.poly.area == i * 1e-9);
 		VT_CHECK(r.poly.attrs[0] == i);
-		VT_CHECK(i % 5 == 0 ? isnan(r.poly.attrs[1])
-				    : r.poly.attrs[1] == -i * 0.5);
+		VT_CHECK(i % 5 == 0 ? isnan(r.poly.attrs[1]) :
+				      r.poly.attrs[1] == -i * 0.5);
 		VT_CHECK(r.poly.attrs[2] == 1e300);
 		VT_EQ_INT(r.fid, (int64_t)i * 1000 - 7);
 		VT_EQ_INT(r.input, i % 4);
@@ -305,7 +307,8 @@ static void test_blob(void)
 	 * copy is sized exactly so ASan/valgrind would see an overread). */
 	{
 		int wrong = 0;
-		for (size_t len = 0; len < b.len; len += (len < 2000 ? 8 : 56)) {
+		for (size_t len = 0; len < b.len;
+		     len += (len < 2000 ? 8 : 56)) {
 			uint8_t *cp = malloc(len ? len : 8);
 			int k = 0, boundary = 0, expect;
 			memcpy(cp, b.data, len);
@@ -321,8 +324,8 @@ static void test_blob(void)
 			}
 			while ((rc = vz_staged_next(&it, &r)) == 1)
 				k++;
-			if (boundary ? (rc != 0 || k != expect)
-				     : (rc != VZ_E_CACHE))
+			if (boundary ? (rc != 0 || k != expect) :
+				       (rc != VZ_E_CACHE))
 				wrong++;
 			free(cp);
 		}
@@ -432,8 +435,8 @@ static void test_discover(void)
 		VT_CHECK(!in->prestaged);
 		if (in->n == 2) {
 			VT_CHECK(strcmp(in->v[0].relname, "b.shp") == 0);
-			VT_CHECK(strcmp(in->v[1].relname,
-					"sub/deeper/a.shp") == 0);
+			VT_CHECK(strcmp(in->v[1].relname, "sub/deeper/a.shp") ==
+				 0);
 			VT_EQ_INT(in->v[0].size, 127);
 			VT_EQ_INT(in->v[1].size, 50);
 			VT_CHECK(strcmp(in->v[0].path,
@@ -487,26 +490,17 @@ static void test_discover(void)
 	mkdirp(pathf("disc/staged/WorldCRS84Quad/13/1525"));
 	mkdirp(pathf("disc/staged/WorldCRS84Quad/13/x12"));
 	mkdirp(pathf("disc/staged/WorldCRS84Quad/12/762"));
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1524/910.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1524/911.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/910.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/9x1.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/+12.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/.gpkg"),
-		   10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1524/910.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1524/911.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/910.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/9x1.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/+12.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/.gpkg"), 10);
 	write_file(pathf("disc/staged/WorldCRS84Quad/13/1525/99999.gpkg"),
 		   10); /* row beyond the matrix at z13 */
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/x12/5.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/12/762/455.gpkg"),
-		   10);
-	write_file(pathf("disc/staged/WorldCRS84Quad/13/1524/912.tif"),
-		   10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/x12/5.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/12/762/455.gpkg"), 10);
+	write_file(pathf("disc/staged/WorldCRS84Quad/13/1524/912.tif"), 10);
 	rc = vz_inputs_discover(&t.c, NULL, 0, VZ_INPUT_AUTO, &in);
 	VT_EQ_INT(rc, 0);
 	if (in) {
@@ -579,15 +573,16 @@ struct seen {
 
 static void test_sample_and_stage(void)
 {
-	enum { NFEAT = 2000 };
+	enum {
+		NFEAT = 2000
+	};
 	struct vz_sample_opts o = {.n = NFEAT,
 				   .west = -150.0,
 				   .south = 70.0,
 				   .east = -149.99,
 				   .north = 70.01,
 				   .seed = 42};
-	const char *pa = pathf("sample_a.gpkg"),
-		   *pb = pathf("sample_b.gpkg"),
+	const char *pa = pathf("sample_a.gpkg"), *pb = pathf("sample_b.gpkg"),
 		   *pc = pathf("sample_c.gpkg");
 	struct emitted ea = {0}, eb = {0}, ec = {0};
 	struct vz_stage_stats sa, sb, sc;
@@ -603,8 +598,7 @@ static void test_sample_and_stage(void)
 	/* An existing file is refused with its name. */
 	VT_EQ_INT(vz_sample_write(&o, pc), VZ_E_ENCODE);
 	VT_CHECK(strstr(vz_err_msg(), "sample_c.gpkg") != NULL);
-	VT_EQ_INT(vz_sample_write(&o, pathf("nodir/x/y.gpkg")),
-		  VZ_E_ENCODE);
+	VT_EQ_INT(vz_sample_write(&o, pathf("nodir/x/y.gpkg")), VZ_E_ENCODE);
 
 	/* Deterministic: identical staged output for identical options. */
 	VT_EQ_INT(stage_file(&t.c, pa, 100000, &ea, &sa), 0);
@@ -646,8 +640,8 @@ static void test_sample_and_stage(void)
 
 		o.seed = 42;
 		VT_EQ_INT(vz_sample_write(&o, pg), 0);
-		ds = GDALOpenEx(pg, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL,
-				NULL, NULL);
+		ds = GDALOpenEx(pg, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, NULL,
+				NULL);
 		l = GDALDatasetGetLayer(ds, 0);
 		for (int64_t fid = 1; fid <= NFEAT; fid += 7)
 			VT_EQ_INT(OGR_L_DeleteFeature(l, fid), OGRERR_NONE);
@@ -664,8 +658,8 @@ static void test_sample_and_stage(void)
 	 * OGR, centroid/area with GEOS, tiles by closed-box intersection. */
 	{
 		struct seen *seen = calloc(NFEAT * 2, sizeof *seen);
-		GDALDatasetH ds = GDALOpenEx(pa, GDAL_OF_VECTOR, NULL, NULL,
-					     NULL);
+		GDALDatasetH ds =
+			GDALOpenEx(pa, GDAL_OF_VECTOR, NULL, NULL, NULL);
 		OGRLayerH l = GDALDatasetGetLayer(ds, 0);
 		OGRSpatialReferenceH dst = OSRNewSpatialReference(NULL);
 		OGRCoordinateTransformationH ct;
@@ -755,8 +749,8 @@ static void test_sample_and_stage(void)
 				for (uint32_t x = ck.x - 2; x <= ck.x + 2; x++)
 					for (uint32_t y = ck.y - 2;
 					     y <= ck.y + 2; y++) {
-						struct vz_tile_key k = {
-							x, y, ZMAX};
+						struct vz_tile_key k = {x, y,
+									ZMAX};
 						struct vz_bbox b;
 						GEOSGeometry *box;
 						int hit, have = 0;
@@ -764,9 +758,8 @@ static void test_sample_and_stage(void)
 						box = GEOSGeom_createRectangle_r(
 							gh, b.left, b.bottom,
 							b.right, b.top);
-						hit = GEOSIntersects_r(gh, gg,
-								       box) ==
-						      1;
+						hit = GEOSIntersects_r(
+							      gh, gg, box) == 1;
 						GEOSGeom_destroy_r(gh, box);
 						hit |= x == ck.x && y == ck.y;
 						for (int j = 0;
@@ -827,8 +820,9 @@ static void test_sample_and_stage(void)
 			if (ea.blobs[i].len > ea.blobs[best].len)
 				best = i;
 		nrec = count_records(&ea.blobs[best]);
-		snprintf(out, sizeof out, "%s/wstaged/WorldCRS84Quad/%d/%u/%u.gpkg",
-			 tmp, ZMAX, ea.keys[best].x, ea.keys[best].y);
+		snprintf(out, sizeof out,
+			 "%s/wstaged/WorldCRS84Quad/%d/%u/%u.gpkg", tmp, ZMAX,
+			 ea.keys[best].x, ea.keys[best].y);
 		VT_EQ_INT(vz_stager_new(&t.c, &st), 0);
 		rc = vz_stage_write_gpkg(st, out, &ea.keys[best], &inputs,
 					 &ea.blobs[best], 1);
@@ -838,10 +832,14 @@ static void test_sample_and_stage(void)
 						     NULL, NULL);
 			OGRLayerH l = ds ? GDALDatasetGetLayer(ds, 0) : NULL;
 			static const char *const cols[] = {
-				"ChangeRateNet_myr-1", "staging_area",
-				"staging_centroid_x", "staging_centroid_y",
-				"staging_filename", "staging_identifier",
-				"staging_centroid_tile", "staging_tile",
+				"ChangeRateNet_myr-1",
+				"staging_area",
+				"staging_centroid_x",
+				"staging_centroid_y",
+				"staging_filename",
+				"staging_identifier",
+				"staging_centroid_tile",
+				"staging_tile",
 				"staging_centroid_within_tile"};
 			OGRFeatureDefnH fd;
 			OGRFeatureH f;
@@ -859,10 +857,9 @@ static void test_sample_and_stage(void)
 				VT_CHECK(OGR_FD_GetFieldIndex(fd, cols[i]) >=
 					 0);
 			VT_EQ_INT(OGR_Fld_GetSubType(OGR_FD_GetFieldDefn(
-					  fd,
-					  OGR_FD_GetFieldIndex(
-						  fd, "staging_centroid_"
-						      "within_tile"))),
+					  fd, OGR_FD_GetFieldIndex(
+						      fd, "staging_centroid_"
+							  "within_tile"))),
 				  OFSTBoolean);
 			snprintf(ktile, sizeof ktile, "Tile(x=%u, y=%u, z=%d)",
 				 ea.keys[best].x, ea.keys[best].y, ZMAX);
@@ -882,29 +879,29 @@ static void test_sample_and_stage(void)
 				VT_EQ_INT(w, ck.x == ea.keys[best].x &&
 						     ck.y == ea.keys[best].y);
 				within += w;
+				VT_CHECK(
+					strcmp(OGR_F_GetFieldAsString(
+						       f,
+						       OGR_FD_GetFieldIndex(
+							       fd,
+							       "staging_tile")),
+					       ktile) == 0);
 				VT_CHECK(strcmp(OGR_F_GetFieldAsString(
-							f,
-							OGR_FD_GetFieldIndex(
-								fd,
-								"staging_tile")),
-						ktile) == 0);
-				VT_CHECK(strcmp(OGR_F_GetFieldAsString(
-							f,
-							OGR_FD_GetFieldIndex(
-								fd,
-								"staging_"
-								"filename")),
+							f, OGR_FD_GetFieldIndex(
+								   fd,
+								   "staging_"
+								   "filename")),
 						"sub/sample_a.gpkg") == 0);
-				VT_EQ_INT(strlen(OGR_F_GetFieldAsString(
-						  f, OGR_FD_GetFieldIndex(
-							     fd,
-							     "staging_"
-							     "identifier"))),
-					  36);
+				VT_EQ_INT(
+					strlen(OGR_F_GetFieldAsString(
+						f, OGR_FD_GetFieldIndex(
+							   fd, "staging_"
+							       "identifier"))),
+					36);
 				OGR_F_Destroy(f);
 			}
 			VT_CHECK(within > 0 && within < nrec);
-		skip:
+skip:
 			if (ds)
 				GDALClose(ds);
 		}
@@ -932,7 +929,8 @@ static void test_sample_and_stage(void)
 					r1.poly.cy != r2.poly.cy ||
 					r1.poly.area != r2.poly.area ||
 					r1.poly.n_rings != r2.poly.n_rings ||
-					!(r1.poly.attrs[0] == r2.poly.attrs[0] ||
+					!(r1.poly.attrs[0] ==
+						  r2.poly.attrs[0] ||
 					  (isnan(r1.poly.attrs[0]) &&
 					   isnan(r2.poly.attrs[0])));
 			}
@@ -951,7 +949,8 @@ static void test_sample_and_stage(void)
 			VT_CHECK(ds != NULL);
 			if (ds) {
 				VT_EQ_INT(OGR_L_GetFeatureCount(
-						  GDALDatasetGetLayer(ds, 0), 1),
+						  GDALDatasetGetLayer(ds, 0),
+						  1),
 					  nrec);
 				GDALClose(ds);
 			}
@@ -1183,8 +1182,7 @@ static void test_odd_geometries(void)
 			"POLYGON ((10 50, 11 50, 11 51, 10 50))",
 		};
 		const char *mp = pathf("merc.gpkg");
-		write_layer("GPKG", mp, "EPSG:4326", merc,
-			    VZ_ARRAY_SIZE(merc));
+		write_layer("GPKG", mp, "EPSG:4326", merc, VZ_ARRAY_SIZE(merc));
 		tconf_init(&t, NULL);
 		t.c.tms = vz_tms_find("WebMercatorQuad");
 		t.c.tms_id = (char *)"WebMercatorQuad";
@@ -1217,7 +1215,9 @@ static void test_odd_geometries(void)
  * a non-empty intersection, and the pieces add up to the whole area. */
 static void test_large_polygon(void)
 {
-	enum { NV = 2000 };
+	enum {
+		NV = 2000
+	};
 	const char *gp = pathf("big.gpkg");
 	char *w = malloc(NV * 64 + 64), *p = w;
 	const char *one[1];
@@ -1300,7 +1300,8 @@ static void test_large_polygon(void)
 			}
 			if (fabs(a2 - ia) > 1e-9 * area) {
 				bad_piece++;
-				fprintf(stderr, "tile %u/%u: piece %.17g, "
+				fprintf(stderr,
+					"tile %u/%u: piece %.17g, "
 					"expected %.17g, %u rings\n",
 					e.keys[i].x, e.keys[i].y, a2, ia,
 					r.poly.n_rings);
@@ -1370,7 +1371,8 @@ static void test_concave(void)
 			p += sprintf(p, "%.15f %.15f, ", cx + r * cos(a),
 				     cy + r * sin(a));
 		}
-		p += sprintf(p, "%.15f %.15f))", cx + 1.2 * span * cos(M_PI / 9),
+		p += sprintf(p, "%.15f %.15f))",
+			     cx + 1.2 * span * cos(M_PI / 9),
 			     cy + 1.2 * span * sin(M_PI / 9));
 		one[0] = w;
 		write_layer("GPKG", gp, "EPSG:4326", one, 1);
@@ -1475,7 +1477,8 @@ static void test_prestaged_example(void)
 	const char *p = "/work/shared/data/pdg-minimal-example/staged/"
 			"WorldCRS84Quad/13/1524/910.gpkg";
 	struct vz_input in = {.path = (char *)p,
-			      .relname = (char *)"WorldCRS84Quad/13/1524/910.gpkg",
+			      .relname =
+				      (char *)"WorldCRS84Quad/13/1524/910.gpkg",
 			      .prestaged = true,
 			      .key = {1524, 910, 13}};
 	struct vz_stage_stats s = {0};

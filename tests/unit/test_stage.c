@@ -1469,6 +1469,92 @@ static void test_threads(void)
 		emitted_free(&t[i].e);
 }
 
+/* Random, mostly broken polygons (self-intersections, duplicate points,
+ * spikes, holes outside the shell, rings of 1-3 points): staging never
+ * fails or crashes, and whatever it emits is finite and inside its tile's
+ * neighbourhood. */
+static void test_random_geometries(void)
+{
+	enum {
+		NF = 400
+	};
+	const char *gp = pathf("random.gpkg");
+	GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GPKG"), gp, 0, 0, 0,
+				     GDT_Unknown, NULL);
+	OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+	uint64_t r = 99;
+	struct emitted e = {0};
+	struct vz_stage_stats s;
+	struct tconf t;
+	OGRLayerH l;
+	int bad = 0;
+
+	CPLPushErrorHandler(CPLQuietErrorHandler);
+	OSRSetFromUserInput(srs, "EPSG:4326");
+	l = GDALDatasetCreateLayer(ds, "r", srs, wkbUnknown, NULL);
+	for (int i = 0; i < NF; i++) {
+		OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(l));
+		OGRGeometryH g = OGR_G_CreateGeometry(wkbPolygon);
+		int nr = 1 + (int)(r % 3);
+		for (int k = 0; k < nr; k++) {
+			OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
+			int np;
+			r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+			np = 1 + (int)((r >> 33) % 12);
+			for (int j = 0; j < np; j++) {
+				double x, y;
+				r = r * 6364136223846793005ULL +
+				    1442695040888963407ULL;
+				x = -150 + (double)((r >> 20) % 1000) * 2e-5;
+				y = 70 + (double)((r >> 40) % 1000) * 2e-5;
+				if (j > 0 && (r >> 7) % 5 == 0) /* duplicate */
+					OGR_G_GetPoint(ring, j - 1, &x, &y,
+						       NULL);
+				OGR_G_AddPoint_2D(ring, x, y);
+			}
+			if ((r >> 11) % 2)
+				OGR_G_CloseRings(ring);
+			OGR_G_AddGeometryDirectly(g, ring);
+		}
+		OGR_F_SetGeometryDirectly(f, g);
+		VT_EQ_INT(OGR_L_CreateFeature(l, f), OGRERR_NONE);
+		OGR_F_Destroy(f);
+	}
+	OSRDestroySpatialReference(srs);
+	GDALClose(ds);
+	CPLPopErrorHandler();
+
+	tconf_init(&t, NULL);
+	t.c.has_simplify = true;
+	t.c.simplify_tolerance = 1e-4;
+	VT_EQ_INT(stage_file(&t.c, gp, 57, &e, &s), 0);
+	VT_EQ_INT(s.features, NF);
+	VT_CHECK(s.polygons > 0);
+	VT_CHECK(s.repaired > 0);
+	VT_CHECK(s.skipped_invalid > 0);
+	for (size_t i = 0; i < e.n; i++) {
+		struct vz_staged_iter it;
+		struct vz_staged_rec rec;
+		struct vz_bbox b;
+		int rc;
+
+		vz_tms_bounds(t.c.tms, &e.keys[i], &b);
+		vz_staged_iter_init(&it, e.blobs[i].data, e.blobs[i].len);
+		while ((rc = vz_staged_next(&it, &rec)) == 1) {
+			uint32_t np = 0;
+			bad += !isfinite(rec.poly.cx) || !isfinite(rec.poly.cy);
+			bad += !(rec.poly.area >= 0) || rec.poly.n_rings == 0;
+			for (uint32_t k = 0; k < rec.poly.n_rings; k++)
+				np += rec.poly.ring_len[k];
+			for (uint32_t k = 0; k < 2 * np; k++)
+				bad += !isfinite(rec.poly.xy[k]);
+		}
+		bad += rc != 0;
+	}
+	VT_EQ_INT(bad, 0);
+	emitted_free(&e);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Pre-staged PDG tiles */
 
@@ -1534,6 +1620,7 @@ int main(void)
 	test_large_polygon();
 	test_concave();
 	test_threads();
+	test_random_geometries();
 	test_prestaged_example();
 
 	GEOS_finish_r(gh);

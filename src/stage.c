@@ -844,45 +844,57 @@ static int collect_ogr(OGRGeometryH g, OGRGeometryH *v, size_t *n, size_t cap,
 	return 0;
 }
 
+/* Scratch for coordinate transformation, reused across polygons. */
+struct okbuf {
+	int *v;
+	double *xy; /* x[cap] then y[cap] */
+	size_t cap;
+};
+
+static void okbuf_free(struct okbuf *ok)
+{
+	free(ok->v);
+	free(ok->xy);
+	memset(ok, 0, sizeof *ok);
+}
+
 /* Transform r in place to the TMS CRS.  @return 0, or 1 if any point
  * failed or left the finite range. */
-static int transform_rings(struct xform *xf, struct rings *r, int **okbuf,
-			   size_t *okcap)
+static int transform_rings(struct xform *xf, struct rings *r, struct okbuf *ok)
 {
-	if (!xf->ct || r->n_pts == 0)
+	size_t n = r->n_pts;
+	double *x, *y;
+
+	if (!xf->ct || n == 0)
 		return 0;
-	if (*okcap < r->n_pts) {
-		int *p = realloc(*okbuf, r->n_pts * sizeof *p);
-		if (!p)
+	if (n > INT32_MAX)
+		return 1;
+	if (ok->cap < n) {
+		int *v = realloc(ok->v, n * sizeof *v);
+		double *xy;
+		if (!v)
 			return -ENOMEM;
-		*okbuf = p;
-		*okcap = r->n_pts;
+		ok->v = v;
+		xy = realloc(ok->xy, 2 * n * sizeof *xy);
+		if (!xy)
+			return -ENOMEM;
+		ok->xy = xy;
+		ok->cap = n;
 	}
-	/* x and y are interleaved: transform with a stride through a copy. */
-	{
-		size_t n = r->n_pts;
-		double *x = malloc(2 * n * sizeof *x), *y;
-		if (!x)
-			return -ENOMEM;
-		y = x + n;
-		for (size_t i = 0; i < n; i++) {
-			x[i] = r->xy[2 * i];
-			y[i] = r->xy[2 * i + 1];
-		}
-		if (!OCTTransformEx(xf->ct, (int)n, x, y, NULL, *okbuf)) {
-			free(x);
+	/* x and y are interleaved in r: transform separate arrays. */
+	x = ok->xy;
+	y = ok->xy + ok->cap;
+	for (size_t i = 0; i < n; i++) {
+		x[i] = r->xy[2 * i];
+		y[i] = r->xy[2 * i + 1];
+	}
+	if (!OCTTransformEx(xf->ct, (int)n, x, y, NULL, ok->v))
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!ok->v[i] || !isfinite(x[i]) || !isfinite(y[i]))
 			return 1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (!(*okbuf)[i] || !isfinite(x[i]) ||
-			    !isfinite(y[i])) {
-				free(x);
-				return 1;
-			}
-			r->xy[2 * i] = x[i];
-			r->xy[2 * i + 1] = y[i];
-		}
-		free(x);
+		r->xy[2 * i] = x[i];
+		r->xy[2 * i + 1] = y[i];
 	}
 	return 0;
 }
@@ -1159,11 +1171,6 @@ static void read_attrs(struct vz_stager *st, OGRFeatureH f,
 	}
 }
 
-struct okbuf {
-	int *v;
-	size_t cap;
-};
-
 /* Stage one polygon part (input CRS, closed rings in st->r_in). */
 static int stage_part(struct vz_stager *st, GEOSGeometry *p, struct assign *a,
 		      uint32_t *part, struct vz_stage_stats *stats,
@@ -1191,7 +1198,7 @@ static int stage_part(struct vz_stager *st, GEOSGeometry *p, struct assign *a,
 	rc = rings_from_geos(st, r, q);
 	if (rc)
 		goto out;
-	rc = transform_rings(st->src.xf, r, &ok->v, &ok->cap);
+	rc = transform_rings(st->src.xf, r, ok);
 	if (rc == 1) {
 		stats->skipped_outside++;
 		rc = 0;
@@ -1442,7 +1449,7 @@ out:
 	if (s->layer)
 		OGR_L_SetAttributeFilter(s->layer, NULL);
 	map_reset(&st->map);
-	free(ok.v);
+	okbuf_free(&ok);
 	guard_end(st);
 	return rc;
 }
@@ -1519,7 +1526,7 @@ int vz_stage_prestaged(struct vz_stager *st, const struct vz_input *in,
 			}
 			if (rc)
 				break;
-			rc = transform_rings(s->xf, &st->r_in, &ok.v, &ok.cap);
+			rc = transform_rings(s->xf, &st->r_in, &ok);
 			if (rc == 1) {
 				stats->skipped_outside++;
 				rc = 0;
@@ -1588,7 +1595,7 @@ int vz_stage_prestaged(struct vz_stager *st, const struct vz_input *in,
 		rc = VZ_E_INPUT;
 	}
 out:
-	free(ok.v);
+	okbuf_free(&ok);
 	guard_end(st);
 	return rc;
 }

@@ -390,6 +390,15 @@ static int emit_blob(void *ud, const struct vz_tile_key *tile, uint32_t input,
 			     blob->len);
 }
 
+/* Every 64 units of work (a tile, or 1/16 of a staging chunk), drop the
+ * LMDB pages read so far from the resident set: a long level otherwise
+ * maps the whole database (the pages stay in the page cache). */
+static void maybe_trim(struct vz_builder *b, unsigned weight)
+{
+	if (b && atomic_fetch_add(&b->trim_units, weight) % 64 + weight >= 64)
+		vz_cache_trim(b->cache);
+}
+
 static int stage_one(void *ud, void *ctx, size_t i)
 {
 	struct stage_job *j = ud;
@@ -426,6 +435,7 @@ static int stage_one(void *ud, void *ctx, size_t i)
 	 * keys with the same bytes. */
 	stage_marker(key, sizeof key, t->input, t->start);
 	atomic_fetch_add(&b->n_staged_chunks, 1);
+	maybe_trim(b, 16);
 	return vz_writer_put(b->wr, VZ_DB_META, key, strlen(key), &st,
 			     sizeof st);
 }
@@ -671,6 +681,7 @@ int vz_builder_stage(struct vz_builder *b)
 		goto out;
 	rc = vz_pool_for(pool, j.n, stage_one, &j, pool_progress, &pu,
 			 b->o.cancel);
+	vz_cache_trim(b->cache);
 	if (cancelled(b)) {
 		rc = -ECANCELED;
 		goto out;
@@ -768,7 +779,8 @@ static double band_kth(const double *v, size_t n, double *tmp, size_t k)
 }
 
 /* min, max, mean, median, std (ddof 0), var, sum over all pixels; the
- * median as numpy does (mean of the two middle values for even n). */
+ * median as numpy does (mean of the two middle values for even n), only
+ * when @p tmp is given (else NaN: it is costly and only the CSV needs it). */
 void vz_band_stats(const double *v, size_t n, double *tmp, double out[7])
 {
 	double mn = INFINITY, mx = -INFINITY, sum = 0, mean, ss = 0;
@@ -787,7 +799,9 @@ void vz_band_stats(const double *v, size_t n, double *tmp, double out[7])
 	out[0] = mn;
 	out[1] = mx;
 	out[2] = mean;
-	if (n % 2)
+	if (!tmp)
+		out[3] = NAN;
+	else if (n % 2)
 		out[3] = band_kth(v, n, tmp, n / 2);
 	else
 		out[3] = (band_kth(v, n, tmp, n / 2 - 1) +
@@ -997,8 +1011,7 @@ static int store_band(struct vz_builder *b, struct vz_wctx *w,
 	int rc;
 
 	for (size_t s = 0; s < b->c->n_stats; s++)
-		vz_band_stats(bands + s * b->plane, b->plane, w->child[0],
-			      summ[s]);
+		vz_band_stats(bands + s * b->plane, b->plane, NULL, summ[s]);
 	vz_key_tile(key, k);
 	rc = vz_writer_put(b->wr, VZ_DB_SUMMARY, key, sizeof key, summ,
 			   b->c->n_stats * sizeof summ[0]);
@@ -1071,6 +1084,7 @@ static int band_task(void *ud, void *ctx, size_t i)
 		rc = store_band(b, w, k, w->bands, j->pngs);
 	if (!rc)
 		atomic_fetch_add(&b->n_rendered, 1);
+	maybe_trim(b, 1);
 	if (rc)
 		tile_error(b, k, "render", rc);
 	return rc;
@@ -1078,6 +1092,7 @@ static int band_task(void *ud, void *ctx, size_t i)
 
 static int png_task(void *ud, void *ctx, size_t i)
 {
+	maybe_trim(ud ? ((struct level_job *)ud)->b : NULL, 1);
 	struct level_job *j = ud;
 	struct vz_builder *b = j->b;
 	struct vz_wctx *w = ctx;
@@ -1157,6 +1172,7 @@ static int run_level(struct vz_builder *b, int z, bool bands_only)
 	snprintf(phase, sizeof phase, "z%d", z);
 	rc = vz_pool_for(pool, j.l->n, band_task, &j, pool_progress, &pu,
 			 b->o.cancel);
+	vz_cache_trim(b->cache);
 	rc2 = vz_writer_flush(b->wr);
 	if (!rc)
 		rc = rc2;

@@ -50,6 +50,7 @@ struct vz_builder {
 	bool zrange_ok[VZ_MAX_ZOOM + 1];
 	pthread_mutex_t lock; /* guards: stage job failure flags */
 	_Atomic uint64_t n_rendered, n_pngs, n_staged_chunks; /* this run */
+	_Atomic unsigned trim_units; /* work since the last RSS trim */
 };
 
 void vz_wctx_free(struct vz_wctx *w);

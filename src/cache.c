@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -1404,4 +1405,38 @@ int vz_bands_decode(const void *data, size_t len, double *v, size_t n)
 	if (p != end)
 		return bands_corrupt("trailing bytes", (size_t)(p - start));
 	return 0;
+}
+
+void vz_cache_trim(struct vz_cache *c)
+{
+	char rel[4200], path[PATH_MAX], line[4400];
+	FILE *f;
+
+	/* The map is a shared read-only file mapping (no MDB_WRITEMAP):
+	 * dropping its pages from this process only lowers RSS; the data
+	 * stays in the page cache and readers fault it back in.  LMDB does not
+	 * tell where it mapped the file (me_mapaddr is only set for
+	 * MDB_FIXEDMAP), so find the mapping of data.mdb in /proc/self/maps.
+	 * The gate keeps the map from moving while we do it. */
+	snprintf(rel, sizeof rel, "%s/data.mdb", c->dir);
+	if (!realpath(rel, path))
+		return;
+	pthread_mutex_lock(&c->gate);
+	f = c->growing ? NULL : fopen("/proc/self/maps", "re");
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char *name = strchr(line, '/');
+		size_t n;
+
+		if (!name || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		n = strlen(name);
+		if (n && name[n - 1] == '\n')
+			name[n - 1] = '\0';
+		if (strcmp(name, path) == 0)
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	if (f)
+		fclose(f);
+	pthread_mutex_unlock(&c->gate);
 }

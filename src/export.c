@@ -136,22 +136,45 @@ static int csv_field(struct vz_buf *b, const char *s)
 struct rs_ctx {
 	struct vz_builder *b;
 	struct vz_buf *out;
+	struct vz_buf keys; /* tile keys of the SUMMARY entries, in order */
 };
 
-static int rs_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+static int rs_key(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		  size_t vl)
 {
 	struct rs_ctx *r = ud;
+
+	if (kl != VZ_KEY_TILE_LEN || vl != r->b->c->n_stats * 7 * sizeof(double))
+		return VZ_E_CACHE;
+	return vz_buf_append(&r->keys, k, kl);
+}
+
+/* One tile's rows; the median is computed here from the bands (the
+ * stored summary leaves it out: only this CSV needs it). */
+static int rs_rows(struct rs_ctx *r, const uint8_t *k, double *bands,
+		   double *tmp, struct vz_buf *val)
+{
 	const struct vz_conf *c = r->b->c;
 	struct vz_tile_ref ref = {VZ_KIND_GEOTIFF, -1, {0, 0, 0}};
 	struct vz_bbox bb;
 	char path[1024], f[8][40], bounds[200], tile[80];
+	size_t plane = r->b->plane;
 	double summ[7];
-	int rc = 0;
+	int rc;
 
-	if (kl != VZ_KEY_TILE_LEN || vl != c->n_stats * sizeof summ)
-		return VZ_E_CACHE;
 	vz_key_tile_parse(k, &ref.key);
+	rc = vz_cache_get(r->b->cache, VZ_DB_SUMMARY, k, VZ_KEY_TILE_LEN, val);
+	if (!rc && val->len != c->n_stats * sizeof summ)
+		rc = VZ_E_CACHE;
+	if (rc)
+		return rc;
+	memcpy(tmp, val->data, val->len); /* keep the summaries */
+	rc = vz_cache_get(r->b->cache, VZ_DB_BAND, k, VZ_KEY_TILE_LEN, val);
+	if (!rc)
+		rc = vz_bands_decode(val->data, val->len, bands,
+				     plane * c->n_stats);
+	if (rc)
+		return rc;
 	if (vz_path_format(c, &ref, path, sizeof path) < 0)
 		return -ENAMETOOLONG;
 	vz_tms_bounds(c->tms, &ref.key, &bb);
@@ -164,7 +187,11 @@ static int rs_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	snprintf(tile, sizeof tile, "Tile(x=%" PRIu32 ", y=%" PRIu32 ", z=%d)",
 		 ref.key.x, ref.key.y, ref.key.z);
 	for (size_t s = 0; s < c->n_stats && !rc; s++) {
-		memcpy(summ, v + s * sizeof summ, sizeof summ);
+		double full[7];
+		memcpy(summ, (const char *)tmp + s * sizeof summ, sizeof summ);
+		vz_band_stats(bands + s * plane, plane, tmp + c->n_stats * 7,
+			      full);
+		summ[3] = full[3];
 		rc = csv_field(r->out, c->stats[s].name);
 		rc = rc ? rc : vz_buf_append(r->out, ",", 1);
 		rc = rc ? rc : csv_field(r->out, bounds);
@@ -185,13 +212,27 @@ static int rs_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
  * (the PDG appends every run and the web-tile re-read, Q5). */
 int vz_builder_rasters_csv(struct vz_builder *b, struct vz_buf *out)
 {
-	struct rs_ctx r = {b, out};
-	int rc = bprintf(out, "stat,bounds,min,max,mean,median,std,var,sum,"
-			      "path,tile,z\n");
+	struct rs_ctx r = {b, out, {0}};
+	struct vz_buf val = {0};
+	double *bands = malloc(b->tile_bytes);
+	double *tmp = malloc(b->plane * sizeof(double) +
+			     b->c->n_stats * 7 * sizeof(double));
+	int rc = bands && tmp ? 0 : -ENOMEM;
+
+	if (!rc)
+		rc = bprintf(out, "stat,bounds,min,max,mean,median,std,var,"
+				  "sum,path,tile,z\n");
 	for (int z = b->c->z_max; z >= b->c->z_min && !rc; z--) {
 		uint8_t p = (uint8_t)z;
-		rc = vz_cache_scan(b->cache, VZ_DB_SUMMARY, &p, 1, rs_row, &r);
+		vz_buf_reset(&r.keys);
+		rc = vz_cache_scan(b->cache, VZ_DB_SUMMARY, &p, 1, rs_key, &r);
+		for (size_t i = 0; !rc && i < r.keys.len; i += VZ_KEY_TILE_LEN)
+			rc = rs_rows(&r, r.keys.data + i, bands, tmp, &val);
 	}
+	vz_buf_free(&r.keys);
+	vz_buf_free(&val);
+	free(bands);
+	free(tmp);
 	return rc;
 }
 

@@ -86,6 +86,13 @@ void vz_cache_size(struct vz_cache *c, uint64_t *file_bytes,
 		   uint64_t *map_bytes);
 
 /**
+ * Drop the map's pages from this process's resident set (they stay in the
+ * page cache).  Long builds call it between phases so that RSS reflects
+ * the working set, not the whole database.  Thread-safe.
+ */
+void vz_cache_trim(struct vz_cache *c);
+
+/**
  * Synchronous write transaction for small bookkeeping (meta keys): put
  * (val != NULL) or delete (val == NULL) @p n entries atomically.  Do not
  * use for bulk data; use the writer.  @return 0 or VZ_E_CACHE.

@@ -10,6 +10,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } commands[] = {
+	{"mount", vz_cli_mount, "serve the pyramid as a FUSE filesystem"},
 	{"prefetch", vz_cli_prefetch, "build the whole pyramid into the cache"},
 	{"export", vz_cli_export, "write the PDG tree and CSVs to a directory"},
 	{"render", vz_cli_render, "write one tile (or CSV) to stdout"},

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "skip: mount tests not written yet"; exit 77

@@ -106,6 +106,14 @@ int vz_builder_pool(struct vz_builder *b, struct vz_pool **out)
 	return 0;
 }
 
+int vz_builder_wctx_new(struct vz_builder *b, struct vz_wctx **out)
+{
+	void *ctx;
+	int rc = wctx_init(b, -1, &ctx);
+	*out = rc ? NULL : ctx;
+	return rc;
+}
+
 static int main_ctx(struct vz_builder *b, struct vz_wctx **out)
 {
 	int rc;
@@ -843,7 +851,7 @@ int vz_builder_gather_staged(struct vz_builder *b, struct vz_wctx *w,
 			     staged_blob, w);
 }
 
-static int rasterize_tile(struct vz_builder *b, struct vz_wctx *w,
+int vz_builder_rasterize(struct vz_builder *b, struct vz_wctx *w,
 			  const struct vz_tile_key *k, double *bands)
 {
 	struct vz_staged_iter it;
@@ -891,7 +899,7 @@ bool vz_builder_in_index(struct vz_builder *b, const struct vz_tile_key *k)
 	return bsearch(k, l->k, l->n, sizeof *l->k, cmp_key) != NULL;
 }
 
-static int read_band(struct vz_builder *b, struct vz_wctx *w,
+int vz_builder_read_band(struct vz_builder *b, struct vz_wctx *w,
 		     const struct vz_tile_key *k, double *bands)
 {
 	uint8_t key[VZ_KEY_TILE_LEN];
@@ -939,7 +947,7 @@ static void png_range(struct vz_builder *b, int s, int z, const double *band,
 	*mx = r.v[1];
 }
 
-static int encode_png(struct vz_builder *b, struct vz_wctx *w, int s, int z,
+int vz_builder_encode_png(struct vz_builder *b, struct vz_wctx *w, int s, int z,
 		      const double *bands, struct vz_buf *out)
 {
 	const struct vz_stat *st = &b->c->stats[s];
@@ -955,7 +963,7 @@ static int encode_png(struct vz_builder *b, struct vz_wctx *w, int s, int z,
 
 /* A statistic whose colour range at zoom z depends on every tile of the
  * zoom (per-zoom mode with an unset end); its PNGs wait for the level. */
-static bool zoom_stat(const struct vz_builder *b, int s, int z)
+bool vz_builder_zoom_stat(const struct vz_builder *b, int s, int z)
 {
 	struct vz_range r;
 
@@ -969,7 +977,7 @@ static bool zoom_stat(const struct vz_builder *b, int s, int z)
 static int last_zoom_stat(const struct vz_builder *b, int z)
 {
 	for (int s = (int)b->c->n_stats - 1; s >= 0; s--)
-		if (zoom_stat(b, s, z))
+		if (vz_builder_zoom_stat(b, s, z))
 			return s;
 	return -1;
 }
@@ -984,9 +992,9 @@ static int put_pngs(struct vz_builder *b, struct vz_wctx *w,
 		uint8_t key[VZ_KEY_TILE_LEN + 1];
 		int rc;
 
-		if (zoom_stat(b, (int)s, k->z) != zoom)
+		if (vz_builder_zoom_stat(b, (int)s, k->z) != zoom)
 			continue;
-		rc = encode_png(b, w, (int)s, k->z, bands, &w->png);
+		rc = vz_builder_encode_png(b, w, (int)s, k->z, bands, &w->png);
 		if (rc)
 			return rc;
 		atomic_fetch_add(&b->n_pngs, 1);
@@ -1002,7 +1010,7 @@ static int put_pngs(struct vz_builder *b, struct vz_wctx *w,
 
 /* Store a finished tile: summary and the PNGs that need no zoom range
  * first, the band last: the band entry is the tile's "done" marker. */
-static int store_band(struct vz_builder *b, struct vz_wctx *w,
+int vz_builder_store_band(struct vz_builder *b, struct vz_wctx *w,
 		      const struct vz_tile_key *k, const double *bands,
 		      bool pngs)
 {
@@ -1035,10 +1043,10 @@ static int compute_band(struct vz_builder *b, struct vz_wctx *w,
 	int rc;
 
 	if (k->z == b->c->z_max)
-		return rasterize_tile(b, w, k, bands);
+		return vz_builder_rasterize(b, w, k, bands);
 	vz_tms_children(k, ck);
 	for (int i = 0; i < 4; i++) {
-		rc = read_band(b, w, &ck[i], w->child[i]);
+		rc = vz_builder_read_band(b, w, &ck[i], w->child[i]);
 		if (rc == -ENOENT) {
 			child[i] = NULL;
 			continue;
@@ -1081,7 +1089,7 @@ static int band_task(void *ud, void *ctx, size_t i)
 	vz_err_clear();
 	rc = compute_band(b, w, k, w->bands);
 	if (!rc)
-		rc = store_band(b, w, k, w->bands, j->pngs);
+		rc = vz_builder_store_band(b, w, k, w->bands, j->pngs);
 	if (!rc)
 		atomic_fetch_add(&b->n_rendered, 1);
 	maybe_trim(b, 1);
@@ -1105,7 +1113,7 @@ static int png_task(void *ud, void *ctx, size_t i)
 	if (vz_cache_has(b->cache, VZ_DB_TILE, key, sizeof key) == 1)
 		return 0;
 	vz_err_clear();
-	rc = read_band(b, w, k, w->bands);
+	rc = vz_builder_read_band(b, w, k, w->bands);
 	if (!rc)
 		rc = put_pngs(b, w, k, w->bands, true);
 	if (rc)
@@ -1231,12 +1239,12 @@ static int ensure_band(struct vz_builder *b, struct vz_wctx *w,
 	const double *child[4];
 	int rc;
 
-	rc = read_band(b, w, k, out);
+	rc = vz_builder_read_band(b, w, k, out);
 	if (rc != -ENOENT)
 		return rc;
 	rc = 0;
 	if (k->z == b->c->z_max) {
-		rc = rasterize_tile(b, w, k, out);
+		rc = vz_builder_rasterize(b, w, k, out);
 	} else {
 		vz_tms_children(k, ck);
 		for (int i = 0; i < 4 && !rc; i++) {
@@ -1257,7 +1265,7 @@ static int ensure_band(struct vz_builder *b, struct vz_wctx *w,
 			free(kids[i]);
 	}
 	if (!rc)
-		rc = store_band(b, w, k, out, true);
+		rc = vz_builder_store_band(b, w, k, out, true);
 	if (!rc)
 		atomic_fetch_add(&b->n_rendered, 1);
 	return rc;
@@ -1269,6 +1277,7 @@ int vz_builder_get(struct vz_builder *b, const struct vz_tile_ref *r,
 	struct vz_wctx *w;
 	int rc;
 
+	vz_buf_reset(out);
 	rc = vz_builder_stage(b);
 	if (rc && !(rc == VZ_E_INPUT && b->partial))
 		return rc;
@@ -1292,10 +1301,10 @@ int vz_builder_get(struct vz_builder *b, const struct vz_tile_ref *r,
 		rc = vz_cache_get(b->cache, VZ_DB_TILE, key, sizeof key, out);
 		if (rc != -ENOENT)
 			break;
-		if (!zoom_stat(b, r->stat, r->key.z)) {
+		if (!vz_builder_zoom_stat(b, r->stat, r->key.z)) {
 			rc = ensure_band(b, w, &r->key, w->bands);
 			if (!rc)
-				rc = encode_png(b, w, r->stat, r->key.z,
+				rc = vz_builder_encode_png(b, w, r->stat, r->key.z,
 						w->bands, out);
 		} else {
 			/* A per-zoom range needs the whole zoom level. */
@@ -1322,8 +1331,10 @@ static int count_scan(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		      size_t vl)
 {
 	struct count_acc *a = ud;
-	(void)k;
 	(void)v;
+	/* TILE keys: count PNGs only, not cached GeoTIFF/GeoPackage bytes */
+	if (kl == VZ_KEY_TILE_LEN + 1 && k[VZ_KEY_TILE_LEN] >= VZ_TILE_GEOTIFF)
+		return 0;
 	a->n++;
 	a->bytes += kl + vl;
 	return 0;

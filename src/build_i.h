@@ -11,6 +11,11 @@
 #include "vizfs/pool.h"
 #include "vizfs/raster.h"
 
+/* The last byte of a VZ_DB_TILE key: statistic index for PNGs, or one of
+ * these for the GeoTIFF and staged GeoPackage bytes the daemon caches. */
+#define VZ_TILE_GEOTIFF 0xFE
+#define VZ_TILE_GPKG 0xFF
+
 /* Per-worker context: library handles and scratch memory. */
 struct vz_wctx {
 	struct vz_builder *b;
@@ -53,7 +58,21 @@ struct vz_builder {
 	_Atomic unsigned trim_units; /* work since the last RSS trim */
 };
 
+/* A worker context for a thread of the caller's (the daemon's render
+ * threads); free with vz_wctx_free(). */
+int vz_builder_wctx_new(struct vz_builder *b, struct vz_wctx **out);
 void vz_wctx_free(struct vz_wctx *w);
+/* Per-tile steps, thread-safe with one vz_wctx per thread. */
+int vz_builder_rasterize(struct vz_builder *b, struct vz_wctx *w,
+			 const struct vz_tile_key *k, double *bands);
+int vz_builder_read_band(struct vz_builder *b, struct vz_wctx *w,
+			 const struct vz_tile_key *k, double *bands);
+int vz_builder_store_band(struct vz_builder *b, struct vz_wctx *w,
+			  const struct vz_tile_key *k, const double *bands,
+			  bool pngs);
+int vz_builder_encode_png(struct vz_builder *b, struct vz_wctx *w, int s,
+			  int z, const double *bands, struct vz_buf *out);
+bool vz_builder_zoom_stat(const struct vz_builder *b, int s, int z);
 int vz_builder_pool(struct vz_builder *b, struct vz_pool **out);
 bool vz_builder_in_index(struct vz_builder *b, const struct vz_tile_key *k);
 int vz_builder_zoom_range(struct vz_builder *b, int z);

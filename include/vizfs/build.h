@@ -73,8 +73,9 @@ int vz_builder_stage(struct vz_builder *b);
 int vz_builder_prefetch(struct vz_builder *b, int zmin, int zmax);
 
 /**
- * The bytes of one file of the tree (GeoTIFF, PNG or staged GeoPackage),
- * computing and caching whatever it needs.  @return 0, -ENOENT for a tile
+ * The bytes of one file of the tree (GeoTIFF, PNG or staged GeoPackage)
+ * into @p out (replacing its content), computing and caching whatever it
+ * needs.  @return 0, -ENOENT for a tile
  * without data, or an error.
  */
 int vz_builder_get(struct vz_builder *b, const struct vz_tile_ref *r,

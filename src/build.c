@@ -605,6 +605,7 @@ int vz_builder_stage(struct vz_builder *b)
 {
 	struct stage_job j = {b, NULL, 0, 0, NULL};
 	struct prog_ud pu = {b, "staging"};
+	double t0 = vz_now();
 	struct vz_pool *pool;
 	struct vz_wctx *mw;
 	char flag[8];
@@ -717,6 +718,10 @@ int vz_builder_stage(struct vz_builder *b)
 		rc = VZ_E_INPUT;
 	} else {
 		rc = meta_put(b, META_INDEXED, "1", 1);
+	}
+	if (!rc && j.n) {
+		double dt = vz_now() - t0;
+		rc = meta_put(b, "time/stage", &dt, sizeof dt);
 	}
 	b->indexed = true;
 out:
@@ -1169,6 +1174,8 @@ static int run_level(struct vz_builder *b, int z, bool bands_only)
 {
 	struct level_job j = {b, &b->level[z], false, 0};
 	struct vz_pool *pool;
+	uint64_t before = atomic_load(&b->n_rendered);
+	double t0 = vz_now();
 	char phase[32];
 	struct prog_ud pu = {b, phase};
 	int rc, rc2;
@@ -1184,6 +1191,13 @@ static int run_level(struct vz_builder *b, int z, bool bands_only)
 	rc2 = vz_writer_flush(b->wr);
 	if (!rc)
 		rc = rc2;
+	if (!rc && atomic_load(&b->n_rendered) > before) {
+		/* Seconds the level's bands took (for info and bench/run). */
+		double dt = vz_now() - t0;
+		char key[32];
+		snprintf(key, sizeof key, "time/z%02d", z);
+		rc = meta_put(b, key, &dt, sizeof dt);
+	}
 	if (rc || cancelled(b) || bands_only || last_zoom_stat(b, z) < 0)
 		return cancelled(b) ? -ECANCELED : rc;
 	rc = vz_builder_zoom_range(b, z);
@@ -1323,6 +1337,18 @@ int vz_builder_get(struct vz_builder *b, const struct vz_tile_ref *r,
 
 /* ---- info --------------------------------------------------------------- */
 
+static double meta_double(struct vz_builder *b, const char *key)
+{
+	struct vz_buf v = {0};
+	double d = 0;
+
+	if (vz_cache_get(b->cache, VZ_DB_META, key, strlen(key), &v) == 0 &&
+	    v.len == sizeof d)
+		memcpy(&d, v.data, sizeof d);
+	vz_buf_free(&v);
+	return d;
+}
+
 struct count_acc {
 	uint64_t n, bytes;
 };
@@ -1357,6 +1383,12 @@ int vz_builder_info(struct vz_builder *b, struct vz_info *out)
 		out->staged_bytes = by;
 	}
 	vz_builder_stage_stats(b, &out->stage);
+	out->stage_seconds = meta_double(b, "time/stage");
+	for (int z = b->c->z_min; z <= b->c->z_max; z++) {
+		char key[32];
+		snprintf(key, sizeof key, "time/z%02d", z);
+		out->z[z].seconds = meta_double(b, key);
+	}
 	for (int z = b->c->z_min; z <= b->c->z_max && b->fresh; z++) {
 		uint8_t p = (uint8_t)z;
 		struct count_acc a = {0, 0};

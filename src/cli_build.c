@@ -472,7 +472,7 @@ int vz_cli_info(int argc, char **argv)
 		       ", \"skipped\": %" PRIu64 ", \"repaired\": %" PRIu64
 		       ", \"tiles\": %" PRIu64 ", \"rendered\": %" PRIu64
 		       ", \"pngs\": %" PRIu64 ", \"cache_bytes\": %" PRIu64
-		       ", \"zooms\": [",
+		       ", \"stage_seconds\": %.3f, \"zooms\": [",
 		       s.conf->path, o.cache ? o.cache : s.conf->cache_dir,
 		       in.fresh ? "true" : "false",
 		       in.staged ? "true" : "false",
@@ -482,15 +482,17 @@ int vz_cli_info(int argc, char **argv)
 			       in.stage.skipped_empty +
 			       in.stage.skipped_outside,
 		       in.stage.repaired, t_tiles, t_bands, t_pngs,
-		       in.file_bytes);
+		       in.file_bytes, in.stage_seconds);
 		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
 			printf("%s{\"z\": %d, \"tiles\": %" PRIu64
 			       ", \"rendered\": %" PRIu64 ", \"pngs\": %" PRIu64
 			       ", \"band_bytes\": %" PRIu64
-			       ", \"png_bytes\": %" PRIu64 "}",
+			       ", \"png_bytes\": %" PRIu64
+			       ", \"seconds\": %.3f}",
 			       z == s.conf->z_min ? "" : ", ", z,
 			       in.z[z].tiles, in.z[z].bands, in.z[z].pngs,
-			       in.z[z].band_bytes, in.z[z].png_bytes);
+			       in.z[z].band_bytes, in.z[z].png_bytes,
+			       in.z[z].seconds);
 		printf("]}\n");
 		close_session(&s);
 		return VZ_EXIT_OK;

@@ -34,6 +34,7 @@ struct vz_zoom_info {
 	uint64_t bands;	 /**< of those, rasterized */
 	uint64_t pngs;	 /**< PNG files present (all statistics) */
 	uint64_t band_bytes, png_bytes;
+	double seconds; /**< time the last build of this level's bands took */
 };
 
 struct vz_info {
@@ -45,6 +46,7 @@ struct vz_info {
 	struct vz_zoom_info z[VZ_MAX_ZOOM + 1];
 	uint64_t file_bytes, map_bytes;
 	struct vz_stage_stats stage;
+	double stage_seconds; /**< time the last staging run took */
 };
 
 /**

@@ -149,7 +149,7 @@ static void pool_progress(void *ud, size_t done, size_t total)
 
 static int cancelled(const struct vz_builder *b)
 {
-	return b->o.cancel && *b->o.cancel;
+	return b->o.cancel && __atomic_load_n(b->o.cancel, __ATOMIC_RELAXED);
 }
 
 /* ---- open / close ------------------------------------------------------- */

@@ -59,7 +59,7 @@ static void run_job(struct worker *w)
 
 		if (i >= p->total)
 			break;
-		if (p->cancel && *p->cancel)
+		if (p->cancel && __atomic_load_n(p->cancel, __ATOMIC_RELAXED))
 			rc = -ECANCELED;
 		else
 			rc = p->fn(p->fn_ud, w->ctx, i);

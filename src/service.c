@@ -913,7 +913,7 @@ void vz_service_stop(struct vz_service *s)
 	/* Interrupt a staging run still in progress (the builder's pool
 	 * watches this flag). */
 	if (s->b->o.cancel)
-		*s->b->o.cancel = 1;
+		__atomic_store_n(s->b->o.cancel, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->work);

@@ -60,7 +60,7 @@ static int cancel_at(void *ud, void *ctx, size_t i)
 	(void)ctx;
 	atomic_fetch_add(ran, 1);
 	if (i == 10)
-		cancel_flag = 1;
+		__atomic_store_n(&cancel_flag, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 

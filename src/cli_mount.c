@@ -340,7 +340,7 @@ static int build_fuse_args(const struct mopts *o, struct fuse_args *args)
 	return rc;
 }
 
-/* Everything after the fork: cache, service, session, loop, teardown. */
+/* Everything after the fork: session, cache, service, loop, teardown. */
 static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 {
 	struct vz_build_opts bo = {0};
@@ -350,16 +350,29 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 	struct vz_fs *fs = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
-	struct fuse_loop_config *lc = NULL;
+	struct fuse_loop_config *lc;
 	int rc, ex = VZ_EXIT_FAIL;
 
+	if (vz_fs_new(conf, &fs) || build_fuse_args(o, &args)) {
+		fprintf(stderr, "vizfs mount: out of memory\n");
+		goto out;
+	}
+	/* first, so that a bad -o option fails before any slow work */
+	se = fuse_session_new(&args, &vz_fs_ops, sizeof vz_fs_ops, fs);
+	if (!se) {
+		/* libfuse printed the offending option */
+		fprintf(stderr, "vizfs mount: cannot create the FUSE session "
+				"(bad -o option?)\n");
+		ex = VZ_EXIT_USAGE;
+		goto out;
+	}
 	bo.workers = (int)o->workers;
 	bo.mode = o->mode;
 	bo.cache_dir = o->cache;
 	rc = vz_builder_open(conf, &bo, &b);
 	if (rc) {
 		vz_cli_fail(CMD, rc);
-		goto out;
+		goto out_session;
 	}
 	so.workers = (int)o->workers;
 	so.prefetch = o->prefetch;
@@ -368,22 +381,11 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 		vz_cli_fail(CMD, rc);
 		goto out_builder;
 	}
-	if (vz_fs_new(conf, svc, &fs) || build_fuse_args(o, &args)) {
-		fprintf(stderr, "vizfs mount: out of memory\n");
-		goto out_service;
-	}
-	se = fuse_session_new(&args, &vz_fs_ops, sizeof vz_fs_ops, fs);
-	if (!se) {
-		/* libfuse printed the offending option */
-		fprintf(stderr, "vizfs mount: cannot create the FUSE session "
-				"(bad -o option?)\n");
-		ex = VZ_EXIT_USAGE;
-		goto out_service;
-	}
+	vz_fs_set_service(fs, svc);
 	if (fuse_set_signal_handlers(se)) {
 		fprintf(stderr, "vizfs mount: cannot install signal "
 				"handlers\n");
-		goto out_session;
+		goto out_service;
 	}
 	if (fuse_session_mount(se, o->mountpoint)) {
 		fprintf(stderr, "vizfs mount: cannot mount on %s (see the "
@@ -391,14 +393,14 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 			o->mountpoint);
 		goto out_signals;
 	}
-	vz_log(VZ_LOG_INFO, "mounted %s on %s (cache %s, prefetch %s)",
-	       conf->path, o->mountpoint, o->cache ? o->cache : conf->cache_dir,
-	       o->prefetch ? "on" : "off");
 	notify(notify_fd, VZ_EXIT_OK);
 	if (!o->foreground) {
 		detach_stdio();
 		vz_log_use_syslog();
 	}
+	vz_log(VZ_LOG_INFO, "mounted %s on %s (cache %s, prefetch %s)",
+	       conf->path, o->mountpoint, o->cache ? o->cache : conf->cache_dir,
+	       o->prefetch ? "on" : "off");
 	if (chdir("/")) {
 		/* keep the working directory; harmless */
 	}
@@ -421,18 +423,16 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
-out_session:
-	/* requests still waiting for renders are answered by the service
-	 * stop (their replies go nowhere once the session is gone) */
-	vz_service_stop(svc);
-	svc = NULL;
-	fuse_session_destroy(se);
 out_service:
+	/* requests still waiting for renders are answered here, while the
+	 * session still exists (their replies go nowhere once unmounted) */
 	vz_service_stop(svc);
 out_builder:
 	vz_builder_close(b); /* commits pending cache writes */
 	if (ex == VZ_EXIT_OK)
 		vz_log(VZ_LOG_INFO, "unmounted %s", o->mountpoint);
+out_session:
+	fuse_session_destroy(se);
 out:
 	vz_fs_free(fs);
 	fuse_opt_free_args(&args);

@@ -1397,8 +1397,7 @@ const struct fuse_lowlevel_ops vz_fs_ops = {
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-int vz_fs_new(const struct vz_conf *c, struct vz_service *s,
-	      struct vz_fs **out)
+int vz_fs_new(const struct vz_conf *c, struct vz_fs **out)
 {
 	struct vz_fs *fs = calloc(1, sizeof *fs);
 	bool has_style = false;
@@ -1411,7 +1410,6 @@ int vz_fs_new(const struct vz_conf *c, struct vz_service *s,
 		return -ENOMEM;
 	}
 	fs->c = c;
-	fs->s = s;
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->t0);
@@ -1438,6 +1436,11 @@ int vz_fs_new(const struct vz_conf *c, struct vz_service *s,
 	fs->ext[TREE_STAGED] = c->ext_staged;
 	*out = fs;
 	return 0;
+}
+
+void vz_fs_set_service(struct vz_fs *fs, struct vz_service *s)
+{
+	fs->s = s;
 }
 
 void vz_fs_free(struct vz_fs *fs)

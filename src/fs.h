@@ -26,10 +26,14 @@
  */
 struct vz_fs;
 
-/** Create the state for @p c served by @p s (both must outlive it).
- *  @return 0 or -ENOMEM. */
-int vz_fs_new(const struct vz_conf *c, struct vz_service *s,
-	      struct vz_fs **out);
+/** Create the state for @p c (which must outlive it).  The session may
+ *  be created with it at once (to check mount options early); the service
+ *  must be set before mounting.  @return 0 or -ENOMEM. */
+int vz_fs_new(const struct vz_conf *c, struct vz_fs **out);
+
+/** Serve the files of @p s (which must outlive the session).  Call once,
+ *  before fuse_session_mount(). */
+void vz_fs_set_service(struct vz_fs *fs, struct vz_service *s);
 
 /** Free; NULL-safe.  Only after the session ended and the service
  *  stopped (no reply may still be pending). */

@@ -24,8 +24,6 @@
 #include "vizfs/raster.h"
 #include "vizfs/staged.h"
 
-/* Staging reads raw inputs in ranges of this many features per task. */
-#define STAGE_CHUNK 16384
 
 static const char META_FINGERPRINT[] = "fingerprint";
 static const char META_INDEXED[] = "indexed";
@@ -300,8 +298,14 @@ int vz_builder_open(const struct vz_conf *c, const struct vz_build_opts *o,
 	if (rc)
 		goto fail;
 
-	snprintf(want, sizeof want, "%s:%s", c->fingerprint,
-		 b->in->fingerprint);
+	b->shard_i = o->shard_index;
+	b->shard_n = o->shard_count;
+	if (b->shard_n)
+		snprintf(want, sizeof want, "%s:%s:shard=%d/%d", c->fingerprint,
+			 b->in->fingerprint, b->shard_i, b->shard_n);
+	else
+		snprintf(want, sizeof want, "%s:%s", c->fingerprint,
+			 b->in->fingerprint);
 	rc = meta_get_str(b, META_FINGERPRINT, have, sizeof have);
 	if (rc && rc != -ENOENT)
 		goto fail;
@@ -354,6 +358,8 @@ void vz_builder_close(struct vz_builder *b)
 	if (b->lock_fd >= 0)
 		close(b->lock_fd);
 	free(b->luts);
+	free(b->own);
+	free(b->chunk_need);
 	free(b->cache_dir);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
@@ -390,6 +396,8 @@ static int emit_blob(void *ud, const struct vz_tile_key *tile, uint32_t input,
 	struct vz_builder *b = ud;
 	uint8_t key[VZ_KEY_TILE_LEN + 12];
 
+	if (!vz_shard_owns(b, tile))
+		return 0; /* another shard's subtree */
 	vz_key_tile(key, tile);
 	vz_put_be32(key + 9, input);
 	vz_put_be32(key + 13, (uint32_t)(start >> 32));
@@ -601,6 +609,23 @@ static void now_string(char *out, size_t n)
 	snprintf(out, n, "%.20s.%06d", day, (int)(ts.tv_nsec / 1000));
 }
 
+int vz_builder_finish_staging(struct vz_builder *b)
+{
+	int rc;
+
+	progress(b, "index", 0, 1);
+	rc = build_index(b);
+	if (!rc)
+		rc = vz_writer_flush(b->wr);
+	if (!rc)
+		rc = meta_put(b, META_INDEXED, "1", 1);
+	if (!rc) {
+		b->indexed = true;
+		progress(b, "index", 1, 1);
+	}
+	return rc;
+}
+
 int vz_builder_stage(struct vz_builder *b)
 {
 	struct stage_job j = {b, NULL, 0, 0, NULL};
@@ -637,8 +662,25 @@ int vz_builder_stage(struct vz_builder *b)
 	if (!j.failed)
 		return -ENOMEM;
 
+	/* A shard first plans its part: the same plan in every shard. */
+	if (b->shard_n) {
+		char key[40];
+		rc = vz_shard_plan(b);
+		if (rc)
+			goto out;
+		snprintf(key, sizeof key, "%d/%d", b->shard_i, b->shard_n);
+		rc = meta_put(b, "shard", key, strlen(key));
+		if (!rc)
+			rc = meta_put(b, "shardplan", b->plan_hash,
+				      strlen(b->plan_hash));
+		if (!rc)
+			rc = meta_put(b, "shardsplit", &b->split_z,
+				      sizeof b->split_z);
+		if (rc)
+			goto out;
+	}
 	/* Split inputs into tasks; count features in this thread. */
-	for (size_t i = 0; i < b->in->n; i++) {
+	for (size_t i = 0, chunk = 0; i < b->in->n; i++) {
 		const struct vz_input *in = &b->in->v[i];
 		uint64_t n = 1, step = 1;
 		char key[64];
@@ -660,10 +702,15 @@ int vz_builder_stage(struct vz_builder *b)
 				j.n_failed_inputs++;
 				continue;
 			}
-			step = STAGE_CHUNK;
+			step = VZ_STAGE_CHUNK;
 		}
+		if (in->prestaged && !vz_shard_owns(b, &in->key))
+			continue;
 		for (uint64_t s = 0; s < n; s += step) {
 			char mk[64];
+			if (!in->prestaged && b->shard_n &&
+			    !b->chunk_need[chunk++])
+				continue; /* no feature of ours in it */
 			stage_marker(mk, sizeof mk, (uint32_t)i, s);
 			if (vz_cache_has(b->cache, VZ_DB_META, mk,
 					 strlen(mk)) == 1)
@@ -702,22 +749,23 @@ int vz_builder_stage(struct vz_builder *b)
 			goto out;
 		}
 	}
-	progress(b, "index", 0, 1);
-	rc = build_index(b);
-	if (rc)
-		goto out;
-	rc = vz_writer_flush(b->wr);
-	if (rc)
-		goto out;
-	progress(b, "index", 1, 1);
 	if (j.n_failed_inputs) {
+		progress(b, "index", 0, 1);
+		rc = build_index(b);
+		if (!rc)
+			rc = vz_writer_flush(b->wr);
+		if (rc)
+			goto out;
+		progress(b, "index", 1, 1);
 		vz_err_set("%d of %zu input files could not be staged (see the "
 			   "errors above); tiles were built from the others",
 			   j.n_failed_inputs, b->in->n);
 		b->partial = true;
 		rc = VZ_E_INPUT;
 	} else {
-		rc = meta_put(b, META_INDEXED, "1", 1);
+		rc = vz_builder_finish_staging(b);
+		if (rc)
+			goto out;
 	}
 	if (!rc && j.n) {
 		double dt = vz_now() - t0;
@@ -1198,7 +1246,10 @@ static int run_level(struct vz_builder *b, int z, bool bands_only)
 		snprintf(key, sizeof key, "time/z%02d", z);
 		rc = meta_put(b, key, &dt, sizeof dt);
 	}
-	if (rc || cancelled(b) || bands_only || last_zoom_stat(b, z) < 0)
+	/* Shards skip the zoom-range PNGs: the range spans all shards and
+	 * the merge makes them. */
+	if (rc || cancelled(b) || bands_only || last_zoom_stat(b, z) < 0 ||
+	    b->shard_n)
 		return cancelled(b) ? -ECANCELED : rc;
 	rc = vz_builder_zoom_range(b, z);
 	if (rc)
@@ -1227,6 +1278,21 @@ int vz_builder_prefetch(struct vz_builder *b, int zmin, int zmax)
 		zmin = b->c->z_min;
 	if (zmax > b->c->z_max)
 		zmax = b->c->z_max;
+	if (b->shard_n) {
+		/* A shard builds its subtrees from the max zoom up to the
+		 * split zoom; the merge builds the rest. */
+		struct vz_buf v = {0};
+		rc = vz_cache_get(b->cache, VZ_DB_META, "shardsplit", 10, &v);
+		if (!rc && v.len == sizeof b->split_z)
+			memcpy(&b->split_z, v.data, sizeof b->split_z);
+		else if (!rc)
+			rc = VZ_E_CACHE;
+		vz_buf_free(&v);
+		if (rc)
+			return rc;
+		if (zmin < b->split_z)
+			zmin = b->split_z;
+	}
 	for (int z = b->c->z_max; z >= zmin; z--) {
 		rc = run_level(b, z, z > zmax);
 		if (rc == -ECANCELED)
@@ -1238,6 +1304,8 @@ int vz_builder_prefetch(struct vz_builder *b, int zmin, int zmax)
 				   z);
 		}
 	}
+	if (!first && b->shard_n && zmin == b->split_z)
+		first = meta_put(b, "shard_done", "1", 1);
 	return first;
 }
 

@@ -16,6 +16,9 @@
 #define VZ_TILE_GEOTIFF 0xFE
 #define VZ_TILE_GPKG 0xFF
 
+/* Staging reads raw inputs in ranges of this many features per task. */
+#define VZ_STAGE_CHUNK 16384
+
 /* Per-worker context: library handles and scratch memory. */
 struct vz_wctx {
 	struct vz_builder *b;
@@ -56,6 +59,14 @@ struct vz_builder {
 	pthread_mutex_t lock; /* guards: stage job failure flags */
 	_Atomic uint64_t n_rendered, n_pngs, n_staged_chunks; /* this run */
 	_Atomic unsigned trim_units; /* work since the last RSS trim */
+	/* sharded builds (shard.c) */
+	int shard_i, shard_n; /* shard_n 0: not sharded */
+	int split_z;
+	struct vz_tile_key *own; /* split-zoom tiles of this shard, by (x,y) */
+	size_t n_own;
+	uint8_t *chunk_need; /* per raw staging chunk: read by this shard */
+	size_t n_chunks;
+	char plan_hash[33];
 };
 
 /* A worker context for a thread of the caller's (the daemon's render
@@ -80,6 +91,12 @@ int vz_builder_staged_gpkg(struct vz_builder *b, struct vz_wctx *w,
 			   const struct vz_tile_key *k, struct vz_buf *out);
 int vz_builder_gather_staged(struct vz_builder *b, struct vz_wctx *w,
 			     const struct vz_tile_key *k);
+/* Plan this shard's part (shard.c); vz_shard_owns: a tile at or below the
+ * split zoom lies in one of this shard's subtrees (always true unsharded). */
+int vz_shard_plan(struct vz_builder *b);
+bool vz_shard_owns(const struct vz_builder *b, const struct vz_tile_key *k);
+/* Build the tile index from the staged data and mark staging done. */
+int vz_builder_finish_staging(struct vz_builder *b);
 void vz_band_stats(const double *v, size_t n, double *tmp, double out[7]);
 int vz_mkdir_p(const char *path);
 /* Write dir/rel atomically (temporary file + rename), creating parents. */

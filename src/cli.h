@@ -19,6 +19,7 @@ int vz_cli_render(int argc, char **argv);
 int vz_cli_info(int argc, char **argv);
 int vz_cli_sample(int argc, char **argv);
 int vz_cli_mount(int argc, char **argv);
+int vz_cli_merge(int argc, char **argv);
 
 /* Print "vizfs CMD: msg" to stderr; @return VZ_EXIT_USAGE. */
 int vz_cli_usage_error(const char *cmd, const char *fmt, ...)

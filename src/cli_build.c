@@ -22,6 +22,7 @@ struct opts {
 	enum vz_input_mode mode;
 	const char *cache;
 	const char *output;
+	long shard_i, shard_n; /* --shard I/N; shard_n 0: none */
 	char **pos; /* positional arguments */
 	int n_pos;
 };
@@ -31,6 +32,7 @@ enum {
 	OPT_RAW,
 	OPT_CACHE,
 	OPT_JSON,
+	OPT_SHARD,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +46,7 @@ static const struct option long_opts[] = {
 	{"cache", required_argument, NULL, OPT_CACHE},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"output", required_argument, NULL, 'o'},
+	{"shard", required_argument, NULL, OPT_SHARD},
 	{NULL, 0, NULL, 0},
 };
 
@@ -51,7 +54,8 @@ static const struct option long_opts[] = {
 static bool takes(const char *cmd, const char *opt)
 {
 	static const char *const table[][2] = {
-		{"prefetch", "workers zoom quiet staged raw cache"},
+		{"prefetch", "workers zoom quiet staged raw cache shard"},
+		{"merge", "workers quiet staged raw cache"},
 		{"export", "workers quiet staged raw cache"},
 		{"render", "workers staged raw cache output"},
 		{"info", "json staged raw cache"},
@@ -86,7 +90,24 @@ static const char *const help_text[][2] = {
 	 "      --staged      read dir_staged as a pre-staged PDG tree "
 	 "(rasterize only)\n"
 	 "      --raw         never fall back to a pre-staged tree\n"
-	 "      --cache DIR   cache directory (overrides vizfs_cache_dir)\n"},
+	 "      --cache DIR   cache directory (overrides vizfs_cache_dir)\n"
+	 "      --shard I/N   build shard I of N (0 <= I < N) into its own "
+	 "--cache: whole\n"
+	 "                    subtrees below a split zoom, balanced by input "
+	 "volume;\n"
+	 "                    combine the N caches with vizfs merge\n"},
+	{"merge",
+	 "usage: vizfs merge CONFIG --cache OUT [OPTIONS] SHARD_DIR...\n"
+	 "\nCombine the caches of a sharded build (vizfs prefetch --shard I/N "
+	 "--cache DIR)\ninto the cache OUT (default: the config's "
+	 "vizfs_cache_dir): checks that all N\nshards are there, complete and "
+	 "built from the same config and inputs, copies\ntheir tiles and builds"
+	 " the levels above the split zoom.  The result is the\nsame as a "
+	 "single vizfs prefetch; OUT can be mounted, exported or resumed.\n\n"
+	 "  -w, --workers N   worker threads (default: all CPUs)\n"
+	 "  -q, --quiet       no progress output\n"
+	 "      --cache OUT   the merged cache\n"
+	 "      --staged, --raw   as for prefetch\n"},
 	{"export",
 	 "usage: vizfs export CONFIG DIR [OPTIONS]\n"
 	 "\nWrite the PDG directory tree to DIR: geotiff/…, web_tiles/…, "
@@ -205,6 +226,18 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		case OPT_JSON:
 			o->json = true;
 			break;
+		case OPT_SHARD:
+			if (sscanf(optarg, "%ld/%ld", &o->shard_i,
+				   &o->shard_n) != 2 ||
+			    !strchr(optarg, '/') || o->shard_n < 1 ||
+			    o->shard_n > 65536 || o->shard_i < 0 ||
+			    o->shard_i >= o->shard_n)
+				return vz_cli_usage_error(
+					o->cmd,
+					"--shard: expected I/N with 0 <= I < N, "
+					"got '%s'",
+					optarg);
+			break;
 		}
 	}
 	o->pos = argv + optind;
@@ -245,6 +278,8 @@ static int open_session(struct opts *o, struct session *s, bool read_only,
 	bo.progress_ud = &s->prog;
 	bo.cancel = &vz_cli_cancel;
 	bo.read_only = read_only;
+	bo.shard_index = (int)o->shard_i;
+	bo.shard_count = (int)o->shard_n;
 	vz_cli_catch_signals();
 	rc = vz_builder_open(s->conf, &bo, &s->b);
 	if (rc)
@@ -272,6 +307,12 @@ int vz_cli_prefetch(int argc, char **argv)
 		return rc;
 	if (o.n_pos < 1)
 		return vz_cli_usage_error(o.cmd, "missing CONFIG");
+	if (o.shard_n && !o.cache)
+		return vz_cli_usage_error(o.cmd, "--shard needs --cache DIR "
+						 "(one cache per shard)");
+	if (o.shard_n && o.zset)
+		return vz_cli_usage_error(o.cmd, "--shard and --zoom exclude "
+						 "each other");
 	if (o.n_pos > 1 && o.mode == VZ_INPUT_STAGED)
 		return vz_cli_usage_error(o.cmd,
 					  "FILE arguments and --staged exclude "
@@ -304,6 +345,35 @@ int vz_cli_prefetch(int argc, char **argv)
 			info.n_inputs == 1 ? "" : "s", chunks, rendered, pngs,
 			vz_now() - t0, o.cache ? o.cache : s.conf->cache_dir);
 	}
+	close_session(&s);
+	return VZ_EXIT_OK;
+}
+
+int vz_cli_merge(int argc, char **argv)
+{
+	struct opts o;
+	struct session s;
+	int rc;
+
+	if ((rc = parse_opts(&o, argc, argv)) >= 0)
+		return rc;
+	if (o.n_pos < 2)
+		return vz_cli_usage_error(o.cmd, "missing CONFIG or SHARD_DIR");
+	if ((rc = open_session(&o, &s, false, NULL, 0)) >= 0) {
+		close_session(&s);
+		return rc;
+	}
+	rc = vz_builder_merge(s.b, (const char *const *)o.pos + 1,
+			      (size_t)(o.n_pos - 1));
+	vz_progress_end(&s.prog);
+	if (rc) {
+		int ex = vz_cli_fail(o.cmd, rc);
+		close_session(&s);
+		return ex;
+	}
+	if (!o.quiet)
+		fprintf(stderr, "vizfs merge: %d shard caches merged into %s\n",
+			o.n_pos - 1, o.cache ? o.cache : s.conf->cache_dir);
 	close_session(&s);
 	return VZ_EXIT_OK;
 }

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
 	{"mount", vz_cli_mount, "serve the pyramid as a FUSE filesystem"},
 	{"prefetch", vz_cli_prefetch, "build the whole pyramid into the cache"},
+	{"merge", vz_cli_merge, "combine the caches of a sharded build"},
 	{"export", vz_cli_export, "write the PDG tree and CSVs to a directory"},
 	{"render", vz_cli_render, "write one tile (or CSV) to stdout"},
 	{"info", vz_cli_info, "show cache and input state per zoom"},

@@ -1368,6 +1368,50 @@ static int emit_all(struct vz_stager *st, uint32_t idx, uint64_t start,
 	return rc;
 }
 
+/* Position the open layer at ordinal @p start for reading @p count
+ * features; *skip = features still to skip by hand.  @return 0, 1 when
+ * there is nothing to read, or an error. */
+static int src_seek(struct vz_stager *st, uint64_t start, uint64_t count,
+		    uint64_t *skip)
+{
+	struct src *s = &st->src;
+
+	*skip = 0;
+	if (count == 0 ||
+	    (s->n_features >= 0 && start >= (uint64_t)s->n_features))
+		return 1;
+	if (s->fid_contig < 0)
+		s->fid_contig = fid_contiguity(st, s);
+	if (s->fid_contig == 1) {
+		char filter[512];
+		snprintf(filter, sizeof filter,
+			 "\"%s\" >= %llu AND \"%s\" <= %llu", s->fid_col,
+			 (unsigned long long)start + 1, s->fid_col,
+			 (unsigned long long)(start + count));
+		if (OGR_L_SetAttributeFilter(s->layer, filter) != OGRERR_NONE)
+			s->fid_contig = 0;
+	} else if (s->fid_contig == 2 && start > 0) {
+		/* FIDs with gaps: start at the FID of ordinal @start and read
+		 * @count features in FID order from there. */
+		char filter[512];
+		int64_t fid0 = 0;
+		int r = gpkg_fid_at(s, start, &fid0);
+		if (r == -ENOENT)
+			return 1;
+		snprintf(filter, sizeof filter, "\"%s\" >= %lld", s->fid_col,
+			 (long long)fid0);
+		if (r ||
+		    OGR_L_SetAttributeFilter(s->layer, filter) != OGRERR_NONE)
+			s->fid_contig = 0;
+	}
+	if (s->fid_contig == 0 && start > 0 &&
+	    OGR_L_SetNextByIndex(s->layer, (GIntBig)start) != OGRERR_NONE) {
+		OGR_L_ResetReading(s->layer);
+		*skip = start;
+	}
+	return 0;
+}
+
 int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		   uint32_t idx, uint64_t start, uint64_t count,
 		   vz_stage_emit_fn emit, void *ud,
@@ -1388,37 +1432,10 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		rc = src_attrs(st, true);
 	if (rc)
 		goto out;
-	if (count == 0 ||
-	    (s->n_features >= 0 && start >= (uint64_t)s->n_features))
+	rc = src_seek(st, start, count, &skip);
+	if (rc) {
+		rc = rc > 0 ? 0 : rc; /* 1: nothing to read */
 		goto out;
-	if (s->fid_contig < 0)
-		s->fid_contig = fid_contiguity(st, s);
-	if (s->fid_contig == 1) {
-		char filter[512];
-		snprintf(filter, sizeof filter,
-			 "\"%s\" >= %llu AND \"%s\" <= %llu", s->fid_col,
-			 (unsigned long long)start + 1, s->fid_col,
-			 (unsigned long long)(start + count));
-		if (OGR_L_SetAttributeFilter(s->layer, filter) != OGRERR_NONE)
-			s->fid_contig = 0;
-	} else if (s->fid_contig == 2 && start > 0) {
-		/* FIDs with gaps: start at the FID of ordinal @start and read
-		 * @count features in FID order from there. */
-		char filter[512];
-		int64_t fid0 = 0;
-		int r = gpkg_fid_at(s, start, &fid0);
-		if (r == -ENOENT)
-			goto out;
-		snprintf(filter, sizeof filter, "\"%s\" >= %lld", s->fid_col,
-			 (long long)fid0);
-		if (r ||
-		    OGR_L_SetAttributeFilter(s->layer, filter) != OGRERR_NONE)
-			s->fid_contig = 0;
-	}
-	if (s->fid_contig == 0 && start > 0 &&
-	    OGR_L_SetNextByIndex(s->layer, (GIntBig)start) != OGRERR_NONE) {
-		OGR_L_ResetReading(s->layer);
-		skip = start;
 	}
 	st->cpl_failed = false;
 	while (done < count && (f = OGR_L_GetNextFeature(s->layer))) {
@@ -1450,6 +1467,92 @@ out:
 		OGR_L_SetAttributeFilter(s->layer, NULL);
 	map_reset(&st->map);
 	okbuf_free(&ok);
+	guard_end(st);
+	return rc;
+}
+
+int vz_stage_envelopes(struct vz_stager *st, const struct vz_input *in,
+		       uint64_t start, uint64_t count, vz_envelope_fn fn,
+		       void *ud)
+{
+	struct src *s = &st->src;
+	uint64_t done = 0, skip = 0;
+	const char *ignore[] = {"OGR_STYLE", NULL};
+	OGRFeatureH f;
+	int rc;
+
+	guard_begin(st);
+	rc = src_open(st, in->path);
+	if (!rc)
+		rc = src_crs(st, false);
+	if (rc)
+		goto out;
+	rc = src_seek(st, start, count, &skip);
+	if (rc) {
+		rc = rc > 0 ? 0 : rc;
+		goto out;
+	}
+	/* Attributes are not needed here: read geometry only. */
+	{
+		OGRFeatureDefnH fd = OGR_L_GetLayerDefn(s->layer);
+		int nf = OGR_FD_GetFieldCount(fd);
+		const char **names = calloc((size_t)nf + 2, sizeof *names);
+		if (names) {
+			for (int i = 0; i < nf; i++)
+				names[i] = OGR_Fld_GetNameRef(
+					OGR_FD_GetFieldDefn(fd, i));
+			names[nf] = ignore[0];
+			OGR_L_SetIgnoredFields(s->layer, names);
+			free(names);
+		}
+	}
+	while (done < count && (f = OGR_L_GetNextFeature(s->layer))) {
+		OGRGeometryH g = OGR_F_GetGeometryRef(f);
+		OGREnvelope e;
+		if (skip) {
+			skip--;
+			OGR_F_Destroy(f);
+			continue;
+		}
+		if (g && !OGR_G_IsEmpty(g)) {
+			double x[9], y[9];
+			struct vz_bbox b = {INFINITY, INFINITY, -INFINITY,
+					    -INFINITY};
+			int n = 0, ok[9];
+			OGR_G_GetEnvelope(g, &e);
+			/* corners, edge midpoints and the centre */
+			for (int i = 0; i < 3; i++)
+				for (int j = 0; j < 3; j++) {
+					x[n] = e.MinX + (e.MaxX - e.MinX) * i / 2;
+					y[n] = e.MinY + (e.MaxY - e.MinY) * j / 2;
+					n++;
+				}
+			if (s->xf && s->xf->ct)
+				OCTTransformEx(s->xf->ct, n, x, y, NULL, ok);
+			else
+				for (int i = 0; i < n; i++)
+					ok[i] = 1;
+			for (int i = 0; i < n; i++) {
+				if (!ok[i] || !isfinite(x[i]) || !isfinite(y[i]))
+					continue;
+				b.left = fmin(b.left, x[i]);
+				b.right = fmax(b.right, x[i]);
+				b.bottom = fmin(b.bottom, y[i]);
+				b.top = fmax(b.top, y[i]);
+			}
+			if (b.left <= b.right)
+				rc = fn(ud, start + done, &b);
+		}
+		OGR_F_Destroy(f);
+		done++;
+		if (rc)
+			break;
+	}
+out:
+	if (s->layer) {
+		OGR_L_SetAttributeFilter(s->layer, NULL);
+		OGR_L_SetIgnoredFields(s->layer, NULL);
+	}
 	guard_end(st);
 	return rc;
 }

@@ -26,6 +26,8 @@ struct vz_build_opts {
 	void *progress_ud;
 	volatile int *cancel; /**< set non-zero (e.g. by SIGINT) to stop */
 	bool read_only;	      /**< never write: info on a cache */
+	int shard_index;      /**< this shard, 0..shard_count-1 */
+	int shard_count;      /**< 0: not sharded */
 };
 
 /** Per-zoom state for `vizfs info`. */
@@ -82,6 +84,16 @@ int vz_builder_prefetch(struct vz_builder *b, int zmin, int zmax);
  */
 int vz_builder_get(struct vz_builder *b, const struct vz_tile_ref *r,
 		   struct vz_buf *out);
+
+/**
+ * Merge shard caches (built with shard_count = n) into this builder's cache:
+ * verifies that they come from the same config, inputs and plan, that all
+ * n shards are there once and complete (the message names the one that is
+ * not), copies their tiles, then builds the levels above the split zoom and
+ * the zoom-range PNGs.  The result equals a single-process build.
+ */
+int vz_builder_merge(struct vz_builder *b, const char *const *dirs,
+		     size_t n);
 
 /** Write the PDG tree and CSV summaries under @p dir (builds first). */
 int vz_builder_export(struct vz_builder *b, const char *dir);

@@ -66,6 +66,21 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		   uint32_t idx, uint64_t start, uint64_t count,
 		   vz_stage_emit_fn emit, void *ud, struct vz_stage_stats *stats);
 
+/** Called per feature with its envelope in TMS CRS units. */
+typedef int (*vz_envelope_fn)(void *ud, uint64_t ordinal,
+			      const struct vz_bbox *b);
+
+/**
+ * The envelopes of features [start, start+count) of a raw input, in the TMS
+ * CRS (the source envelope's corners, edge midpoints and centre
+ * transformed), for planning sharded builds.  Geometry only: attributes are
+ * not read.  Features without geometry are skipped.  @return 0, an error,
+ * or the callback's non-zero value.
+ */
+int vz_stage_envelopes(struct vz_stager *st, const struct vz_input *in,
+		       uint64_t start, uint64_t count, vz_envelope_fn fn,
+		       void *ud);
+
 /**
  * Read one pre-staged PDG GeoPackage as the polygons of tile in->key, as
  * they are (no re-assignment; centroid from staging_centroid_x/y columns when

@@ -655,6 +655,23 @@ int vz_builder_stage(struct vz_builder *b)
 			   b->cache_dir);
 		return -ENOENT;
 	}
+	/* Tiles rendered before staging was complete (an input failed last
+	 * time) must not survive staging more data: drop them. */
+	{
+		static const enum vz_db derived[] = {VZ_DB_INDEX, VZ_DB_BAND,
+						     VZ_DB_TILE, VZ_DB_SUMMARY};
+		uint64_t n = 0, bytes = 0;
+		if (vz_cache_stat(b->cache, VZ_DB_BAND, &n, &bytes) == 0 &&
+		    n > 0) {
+			vz_log(VZ_LOG_INFO, "staging was incomplete: dropping "
+					    "%llu rendered tiles",
+			       (unsigned long long)n);
+			rc = vz_cache_clear(b->cache, derived,
+					    VZ_ARRAY_SIZE(derived));
+			if (rc)
+				return rc;
+		}
+	}
 	rc = main_ctx(b, &mw);
 	if (rc)
 		return rc;

@@ -1004,11 +1004,22 @@ static int batch_fn(struct vz_cache *c, MDB_txn *t, void *ud)
 	return 0;
 }
 
+/* Commit @p b (in queue order).  The puts are applied sorted by key (fast
+ * LMDB inserts; equal keys keep queue order), but a batch too large for
+ * one transaction is split in QUEUE order, so that a "done" marker queued
+ * after its data is never committed before that data. */
 static int commit_batch(struct vz_writer *w, struct batch *b)
 {
-	int rc, mrc;
+	struct batch sorted = *b;
+	int rc, mrc = 0;
 
-	rc = write_txn(w->c, batch_fn, b, b->bytes, "commit", &mrc);
+	sorted.ops = malloc(b->n * sizeof *sorted.ops);
+	if (!sorted.ops)
+		return -ENOMEM;
+	memcpy(sorted.ops, b->ops, b->n * sizeof *sorted.ops);
+	qsort(sorted.ops, sorted.n, sizeof *sorted.ops, op_cmp);
+	rc = write_txn(w->c, batch_fn, &sorted, b->bytes, "commit", &mrc);
+	free(sorted.ops);
 	/* Too many dirty pages for one txn: commit in halves, in order. */
 	if (rc && mrc == MDB_TXN_FULL && b->n > 1) {
 		struct batch lo = {b->ops, b->n / 2, b->bytes / 2};
@@ -1094,7 +1105,6 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&w->done); /* backpressure released */
 		pthread_mutex_unlock(&w->lock);
 
-		qsort(b.ops, b.n, sizeof *b.ops, op_cmp);
 		rc = commit_batch(w, &b);
 		if (rc) {
 			char msg[sizeof w->errmsg];

@@ -13,11 +13,16 @@
 /**
  * Named databases of one environment.  Keys are fixed-width big-endian
  * tuples so that cursors walk tiles in (z, x, y) order:
- *  - META:    ASCII keys ("config", "inputs", "stage_done/<i>", …)
+ *  - META:    ASCII keys: "fingerprint", "indexed", "stg/<input>/<start>"
+ *             (a staged chunk, value = its counters), "stgtime/<input>",
+ *             "time/stage", "time/z<z>", shard keys ("shard", "shardplan",
+ *             "shardsplit", "shard_done")
  *  - STAGED:  z(1) x(4) y(4) input(4) start(8) -> staged blob (staged.h)
  *  - INDEX:   z(1) x(4) y(4) -> u8 flags: the tiles of the pyramid
  *  - BAND:    z(1) x(4) y(4) -> encoded Float64 bands (vz_bands_encode)
- *  - TILE:    z(1) x(4) y(4) stat(1) -> PNG bytes
+ *  - TILE:    z(1) x(4) y(4) k(1) -> bytes: k = statistic index for a PNG,
+ *             0xFE GeoTIFF, 0xFF staged GeoPackage (both cached by the
+ *             daemon when read)
  *  - SUMMARY: z(1) x(4) y(4) -> n_stats x 7 doubles
  *             (min, max, mean, median, std, var, sum) per band
  */

@@ -35,6 +35,25 @@ sed 's/"#f8ff1f1A", "#f8ff1f"/"#000000", "#ff0000"/' "$T/c.json" >"$T/c2.json"
 expect_rc 0 "$VIZFS" render "$T/c2.json" web_tiles/coverage/WGS1984Quad/0/0/0.png -o "$T/new.png"
 cmp -s "$T/new.png" "$T/out1/web_tiles/coverage/WGS1984Quad/0/0/0.png" && fail "palette change served the old PNG" || ok
 
+# An input that fails to stage, then is repaired without changing its size
+# or mtime (same fingerprint): the tiles made without it must not survive.
+mkdir -p "$T/fix"
+"$VIZFS" sample "$T/fix/a.gpkg" --count 800 --seed 21 --quiet || fail "sample fix a"
+"$VIZFS" sample "$T/fix/b.gpkg" --count 800 --seed 22 --bbox=-150.45,70.25,-150.35,70.3 --quiet || fail "sample fix b"
+write_config "$T/fix.json" "$T/fix" "$T/cache-fix" 12
+write_config "$T/fixref.json" "$T/fix" "$T/cache-fixref" 12
+expect_rc 0 "$VIZFS" export "$T/fixref.json" "$T/out-fixref" --quiet
+mt=$(stat -c %Y "$T/fix/a.gpkg")
+dd if="$T/fix/a.gpkg" of="$T/head.bin" bs=100 count=1 2>/dev/null
+dd if=/dev/zero of="$T/fix/a.gpkg" bs=100 count=1 conv=notrunc 2>/dev/null
+touch -d "@$mt" "$T/fix/a.gpkg"
+expect_rc 2 "$VIZFS" prefetch "$T/fix.json" --quiet
+expect_err "a.gpkg"
+dd if="$T/head.bin" of="$T/fix/a.gpkg" bs=100 count=1 conv=notrunc 2>/dev/null
+touch -d "@$mt" "$T/fix/a.gpkg"
+expect_rc 0 "$VIZFS" export "$T/fix.json" "$T/out-fix" --quiet
+diff -r -q -x '*.gpkg' -x staging_summary.csv "$T/out-fix" "$T/out-fixref" >"$T/d" 2>&1 && ok || { fail "tiles built without a failed input survived its repair"; head "$T/d" >&2; }
+
 # kill -9 in the middle of a prefetch, then resume: same bytes as clean.
 "$VIZFS" sample "$T/big/a.gpkg" --count 60000 --seed 9 --quiet || fail sample big
 write_config "$T/k.json" "$T/big" "$T/cache-k" 15

@@ -415,6 +415,35 @@ static void maybe_trim(struct vz_builder *b, unsigned weight)
 		vz_cache_trim(b->cache);
 }
 
+/* Features dropped or attributes unreadable in one chunk: say so, naming
+ * the file, instead of leaving it to `vizfs info`. */
+static void warn_skipped(const struct vz_input *in, const struct stage_task *t,
+			 const struct vz_stage_stats *s)
+{
+	uint64_t n = s->skipped_type + s->skipped_empty + s->skipped_invalid +
+		     s->skipped_outside;
+
+	if (n)
+		vz_log(VZ_LOG_WARN,
+		       "%s: features %" PRIu64 "-%" PRIu64 ": %" PRIu64
+		       " geometries skipped (%" PRIu64
+		       " not polygonal, %" PRIu64 " empty or NULL, %" PRIu64
+		       " invalid, %" PRIu64 " outside the TMS extent%s)",
+		       in->path, t->start, t->start + t->count - 1, n,
+		       s->skipped_type, s->skipped_empty, s->skipped_invalid,
+		       s->skipped_outside,
+		       s->polygons == 0 && s->skipped_outside ?
+			       "; is input_crs right?" :
+			       "");
+	if (s->null_attrs)
+		vz_log(VZ_LOG_WARN,
+		       "%s: features %" PRIu64 "-%" PRIu64 ": %" PRIu64
+		       " NULL or non-numeric values of statistic attributes "
+		       "(counted as missing)",
+		       in->path, t->start, t->start + t->count - 1,
+		       s->null_attrs);
+}
+
 static int stage_one(void *ud, void *ctx, size_t i)
 {
 	struct stage_job *j = ud;
@@ -446,6 +475,7 @@ static int stage_one(void *ud, void *ctx, size_t i)
 		pthread_mutex_unlock(&b->lock);
 		return rc;
 	}
+	warn_skipped(in, t, &st);
 	/* The marker is queued after the chunk's blobs, so a commit that
 	 * holds the marker holds the blobs too; a redo rewrites the same
 	 * keys with the same bytes. */
@@ -719,6 +749,9 @@ int vz_builder_stage(struct vz_builder *b)
 				j.n_failed_inputs++;
 				continue;
 			}
+			if (n == 0)
+				vz_log(VZ_LOG_WARN, "%s: no features",
+				       in->path);
 			step = VZ_STAGE_CHUNK;
 		}
 		if (in->prestaged && !vz_shard_owns(b, &in->key))

@@ -35,6 +35,7 @@ checks = 0
 failures = 0
 mounts = []  # every mount point used, for the final teardown
 procs = []  # every daemon started
+started = []  # every Mount, to show the logs of failed tests
 
 
 def check(cond, what):
@@ -140,6 +141,7 @@ class Mount:
             [VIZFS, "mount", "-f", *args, conf, mnt],
             stdout=self.logf, stderr=subprocess.STDOUT)
         procs.append(self.proc)
+        started.append(self)
         deadline = time.time() + 30 * SLOW
         while time.time() < deadline:
             if os.path.ismount(mnt):
@@ -612,6 +614,51 @@ def test_layouts(T, indir):
         m.unmount("fusermount", name)
 
 
+def names_only(root):
+    """Relative paths under root from the listing alone (no stat)."""
+    out = set()
+    for d, dn, fn in os.walk(root):
+        for n in dn + fn:
+            out.add(os.path.relpath(os.path.join(d, n), root))
+    return out
+
+
+def test_listing(T):
+    """Listings of wide directories (more entries than one readdir
+    reply holds) show exactly the exported names and render nothing."""
+    indir = os.path.join(T, "inwide")
+    r = run(VIZFS, "sample", os.path.join(indir, "a.gpkg"), "--count",
+            "700", "--bbox", "-47,70.2,-44,70.201", "--cell", "200",
+            "--seed", "5", "--quiet")
+    if not check(r.returncode == 0, "wide sample: " + r.stderr):
+        return
+    for name, parts in [("wide", None),
+                        ("wide-yxz", ["tms", "style", "y", "x", "z"])]:
+        conf = os.path.join(T, name + ".json")
+        write_config(conf, indir, os.path.join(T, "c-ref-" + name), 12,
+                     parts)
+        ref = os.path.join(T, "out-" + name)
+        r = run(VIZFS, "export", conf, ref, "--quiet")
+        if not check(r.returncode == 0, name + " export: " + r.stderr):
+            continue
+        write_config(conf, indir, os.path.join(T, "c-" + name), 12, parts)
+        m = Mount(conf, os.path.join(T, "m-" + name), "--no-prefetch")
+        got = names_only(m.mnt)
+        want = names_only(ref)
+        check(got == want, "%s: listing differs: only mounted %s, only "
+              "exported %s" % (name, sorted(got - want)[:5],
+                               sorted(want - got)[:5]))
+        widest = max(len(os.listdir(os.path.join(ref, p)))
+                     for p in want if os.path.isdir(os.path.join(ref, p)))
+        check(widest > 60, "%s: widest directory has only %d entries" % (
+            name, widest))
+        st = m.status()
+        check(st["tiles_rendered"] == 0 and st["requests"] == 0,
+              "%s: listing rendered %d tiles (%d requests)" % (
+                  name, st["tiles_rendered"], st["requests"]))
+        m.unmount("fusermount", name)
+
+
 def test_daemon(T, conf):
     """Without -f: the command returns once the mount is up."""
     mnt = os.path.join(T, "m-daemon")
@@ -695,6 +742,7 @@ def main():
             ("kill -9", lambda: test_kill9(T, fresh("kill", big, 15)[0],
                                            refs["big"])),
             ("layouts", lambda: test_layouts(T, small)),
+            ("listing", lambda: test_listing(T)),
             ("daemon", lambda: test_daemon(T, fresh("daemon", small, 12)[0])),
         ]
         only = sys.argv[1:]
@@ -703,6 +751,7 @@ def main():
                 continue
             t = time.time()
             before = failures
+            del started[:]
             try:
                 fn()
             except Exception as e:  # a crash is one failed check
@@ -710,6 +759,12 @@ def main():
             print("%-14s %s (%.1f s)" % (
                 name, "ok" if failures == before else "FAILED",
                 time.time() - t), flush=True)
+            if failures != before:
+                for m in started:
+                    tail = open(m.log).read().splitlines()[-40:]
+                    print("--- %s (daemon exit status %s):\n%s" % (
+                        m.log, m.proc.poll(), "\n".join(tail)),
+                        file=sys.stderr)
     finally:
         for mnt in mounts:
             if os.path.ismount(mnt):

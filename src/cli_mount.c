@@ -24,7 +24,7 @@ struct mopts {
 	long workers;
 	enum vz_input_mode mode;
 	const char *cache;
-	struct vz_buf fuse_opts; /* user -o options, comma separated */
+	struct vz_buf fuse_opts;   /* user -o options, comma separated */
 	char *config, *mountpoint; /* absolute */
 };
 
@@ -162,10 +162,10 @@ static int parse(struct mopts *o, int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2)
-		return vz_cli_usage_error(CMD, argc - optind < 2
-						       ? "missing CONFIG or "
-							 "MOUNTPOINT"
-						       : "too many arguments");
+		return vz_cli_usage_error(CMD, argc - optind < 2 ?
+						       "missing CONFIG or "
+						       "MOUNTPOINT" :
+						       "too many arguments");
 	return -1;
 }
 
@@ -205,8 +205,9 @@ static int check_mountpoint(const char *arg, char **out)
 		return VZ_EXIT_FAIL;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "vizfs mount: mount point %s: not a "
-				"directory\n",
+		fprintf(stderr,
+			"vizfs mount: mount point %s: not a "
+			"directory\n",
 			arg);
 		return VZ_EXIT_FAIL;
 	}
@@ -223,8 +224,9 @@ static int check_mountpoint(const char *arg, char **out)
 	if (d)
 		closedir(d);
 	if (entries)
-		fprintf(stderr, "vizfs mount: warning: %s is not empty; its "
-				"%d entr%s will be hidden while mounted\n",
+		fprintf(stderr,
+			"vizfs mount: warning: %s is not empty; its "
+			"%d entr%s will be hidden while mounted\n",
 			*out, entries, entries == 1 ? "y" : "ies");
 	return -1;
 }
@@ -331,10 +333,10 @@ static int build_fuse_args(const struct mopts *o, struct fuse_args *args)
 		rc = vz_buf_append(&opt, o->fuse_opts.data, o->fuse_opts.len);
 	if (!rc)
 		rc = vz_buf_append(&opt, "", 1);
-	if (!rc && (fuse_opt_add_arg(args, "vizfs") ||
-		    fuse_opt_add_arg(args, "-o") ||
-		    fuse_opt_add_arg(args, (const char *)opt.data) ||
-		    (o->debug && fuse_opt_add_arg(args, "-d"))))
+	if (!rc &&
+	    (fuse_opt_add_arg(args, "vizfs") || fuse_opt_add_arg(args, "-o") ||
+	     fuse_opt_add_arg(args, (const char *)opt.data) ||
+	     (o->debug && fuse_opt_add_arg(args, "-d"))))
 		rc = -ENOMEM;
 	vz_buf_free(&opt);
 	return rc;
@@ -388,8 +390,9 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 		goto out_service;
 	}
 	if (fuse_session_mount(se, o->mountpoint)) {
-		fprintf(stderr, "vizfs mount: cannot mount on %s (see the "
-				"message above)\n",
+		fprintf(stderr,
+			"vizfs mount: cannot mount on %s (see the "
+			"message above)\n",
 			o->mountpoint);
 		goto out_signals;
 	}

@@ -73,9 +73,19 @@ struct snap {
 	bool valid;
 	struct timespec mtime;
 	uint64_t key; /* service state the snapshot was made from */
+	double made;  /* vz_now() when it was made */
 };
 
-enum { SNAP_STAGING, SNAP_RASTERS, SNAP_STATUS, N_SNAPS };
+/* While the pyramid is being rendered the CSVs (a scan of the whole cache)
+ * are made again at most this often; once the service is idle, at once. */
+#define CSV_MIN_AGE 10.0
+
+enum {
+	SNAP_STAGING,
+	SNAP_RASTERS,
+	SNAP_STATUS,
+	N_SNAPS
+};
 
 struct vz_fs {
 	const struct vz_conf *c;
@@ -90,7 +100,7 @@ struct vz_fs {
 	/* set once in init, before any other request */
 	bool no_open, no_opendir;
 	struct snap snaps[N_SNAPS];
-	pthread_key_t buf_key; /* per-thread read buffer */
+	pthread_key_t buf_key;	   /* per-thread read buffer */
 	pthread_mutex_t time_lock; /* guards: last_mtime */
 	struct timespec last_mtime;
 };
@@ -138,8 +148,7 @@ static void node_flags(const struct vz_fs *fs, struct node *n)
 }
 
 /* @return false for tree 0 or an inode this filesystem never made. */
-static bool node_decode(const struct vz_fs *fs, fuse_ino_t ino,
-			struct node *n)
+static bool node_decode(const struct vz_fs *fs, fuse_ino_t ino, struct node *n)
 {
 	const struct vz_conf *c = fs->c;
 
@@ -169,16 +178,16 @@ static bool node_is_file(const struct vz_fs *fs, const struct node *n)
 
 static enum vz_kind tree_kind(int tree)
 {
-	return tree == TREE_GEOTIFF ? VZ_KIND_GEOTIFF
-	       : tree == TREE_WEB   ? VZ_KIND_PNG
-				    : VZ_KIND_STAGED;
+	return tree == TREE_GEOTIFF ? VZ_KIND_GEOTIFF :
+	       tree == TREE_WEB	    ? VZ_KIND_PNG :
+				      VZ_KIND_STAGED;
 }
 
 static const char *tree_name(int tree)
 {
-	return tree == TREE_GEOTIFF ? VZ_DIR_GEOTIFF
-	       : tree == TREE_WEB   ? VZ_DIR_WEB_TILES
-				    : VZ_DIR_STAGED;
+	return tree == TREE_GEOTIFF ? VZ_DIR_GEOTIFF :
+	       tree == TREE_WEB	    ? VZ_DIR_WEB_TILES :
+				      VZ_DIR_STAGED;
 }
 
 static void node_ref(const struct node *n, struct vz_tile_ref *r)
@@ -260,8 +269,8 @@ static bool text_eq(const char *s, size_t len, const char *want)
 }
 
 /* Consume one directory component of @p n (strict; no existence check). */
-static bool parse_comp(const struct vz_fs *fs, struct node *n,
-		       const char *s, size_t len)
+static bool parse_comp(const struct vz_fs *fs, struct node *n, const char *s,
+		       size_t len)
 {
 	const struct vz_conf *c = fs->c;
 	enum vz_path_part p = fs->parts[n->tree][n->depth];
@@ -475,8 +484,8 @@ static int list_children(const struct vz_fs *fs, const struct node *n,
 }
 
 /* The child of @p n with value @p v (next part of the tree). */
-static void node_child(const struct vz_fs *fs, const struct node *n,
-		       uint32_t v, struct node *ch)
+static void node_child(const struct vz_fs *fs, const struct node *n, uint32_t v,
+		       struct node *ch)
 {
 	*ch = *n;
 	switch (fs->parts[n->tree][n->depth]) {
@@ -600,7 +609,8 @@ static void next_mtime(struct vz_fs *fs, struct timespec *out)
 
 /*
  * Take a new snapshot of a generated file unless the current one still
- * describes the service state (the CSVs only change when jobs finish; the
+ * describes the service state (the CSVs only change when jobs finish, and
+ * are not remade more often than CSV_MIN_AGE while rendering goes on; the
  * status file always changes).  Generation runs without the lock held.
  * @return 0 or an error.
  */
@@ -610,7 +620,7 @@ static int snap_refresh(struct vz_fs *fs, int which)
 	struct vz_service_stats st;
 	struct vz_buf nb = {0}, old;
 	uint64_t key = 0;
-	bool cur;
+	bool cur, idle;
 	int rc;
 
 	if (which != SNAP_STATUS) {
@@ -618,8 +628,12 @@ static int snap_refresh(struct vz_fs *fs, int which)
 		vz_service_get_stats(fs->s, &st);
 		/* never equal to the initial key 0 of an empty snapshot */
 		key = st.indexed ? (st.renders + 1) << 1 : 0;
+		idle = st.indexed && !st.prefetching && !st.running &&
+		       !st.queued_demand && !st.waiting;
 		pthread_mutex_lock(&sn->lock);
-		cur = sn->valid && key && sn->key == key;
+		cur = sn->valid && key &&
+		      (sn->key == key ||
+		       (!idle && vz_now() - sn->made < CSV_MIN_AGE));
 		pthread_mutex_unlock(&sn->lock);
 		if (cur)
 			return 0;
@@ -637,9 +651,9 @@ static int snap_refresh(struct vz_fs *fs, int which)
 	}
 	if (rc) {
 		vz_log(VZ_LOG_ERR, "%s: %s",
-		       which == SNAP_STAGING   ? NAME_STAGING_CSV
-		       : which == SNAP_RASTERS ? NAME_RASTERS_CSV
-					       : NAME_META_DIR "/" NAME_STATUS,
+		       which == SNAP_STAGING ? NAME_STAGING_CSV :
+		       which == SNAP_RASTERS ? NAME_RASTERS_CSV :
+					       NAME_META_DIR "/" NAME_STATUS,
 		       vz_err_msg()[0] ? vz_err_msg() : vz_strerror(rc));
 		vz_buf_free(&nb);
 		return rc;
@@ -649,6 +663,7 @@ static int snap_refresh(struct vz_fs *fs, int which)
 	sn->buf = nb;
 	sn->valid = true;
 	sn->key = key;
+	sn->made = vz_now();
 	next_mtime(fs, &sn->mtime);
 	pthread_mutex_unlock(&sn->lock);
 	vz_buf_free(&old);
@@ -719,7 +734,11 @@ static struct vz_buf *thread_buf(struct vz_fs *fs)
 
 /* ---- asynchronous tile requests ----------------------------------------- */
 
-enum { OP_LOOKUP, OP_GETATTR, OP_READ };
+enum {
+	OP_LOOKUP,
+	OP_GETATTR,
+	OP_READ
+};
 
 /* Everything a reply needs, copied out of the request's arguments: the
  * callback may run after the operation returned (style 21). */
@@ -1062,8 +1081,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (off >= 0 && (uint64_t)off < sn->buf.len) {
 				size_t avail = sn->buf.len - (size_t)off;
 				rc = vz_buf_append(b, sn->buf.data + off,
-						   avail < size ? avail
-								: size);
+						   avail < size ? avail : size);
 			}
 			pthread_mutex_unlock(&sn->lock);
 		}
@@ -1161,8 +1179,8 @@ static bool dir_child(void *ud, uint32_t v)
 		       (off_t)v + COOKIE_BASE);
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t off, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       bool plus)
 {
 	struct vz_fs *fs = fuse_req_userdata(req);
 	struct dirbuf d = {fs, req, plus, NULL, size, 0, NULL};
@@ -1352,17 +1370,16 @@ static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
-			 off_t offset, off_t length, struct fuse_file_info *fi)
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, EROFS);
 }
 
-static void fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
-			       off_t off_in, struct fuse_file_info *fi_in,
-			       fuse_ino_t ino_out, off_t off_out,
-			       struct fuse_file_info *fi_out, size_t len,
-			       int flags)
+static void fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			       off_t off_out, struct fuse_file_info *fi_out,
+			       size_t len, int flags)
 {
 	fuse_reply_err(req, EROFS);
 }

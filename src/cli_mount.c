@@ -188,7 +188,8 @@ static char *absolute(const char *p)
 /* Check the mount point before anything slow happens. */
 static int check_mountpoint(const char *arg, char **out)
 {
-	struct stat st;
+	struct stat st, pst;
+	char parent[PATH_MAX + 4];
 	DIR *d;
 	struct dirent *de;
 	int entries = 0;
@@ -215,6 +216,15 @@ static int check_mountpoint(const char *arg, char **out)
 	if (!*out) {
 		fprintf(stderr, "vizfs mount: mount point %s: %s\n", arg,
 			strerror(errno));
+		return VZ_EXIT_FAIL;
+	}
+	snprintf(parent, sizeof parent, "%s/..", *out);
+	if (stat(parent, &pst) == 0 && pst.st_dev != st.st_dev &&
+	    strcmp(*out, "/") != 0) {
+		fprintf(stderr,
+			"vizfs mount: %s is already a mount point; unmount it "
+			"first (fusermount3 -u %s)\n",
+			*out, *out);
 		return VZ_EXIT_FAIL;
 	}
 	d = opendir(*out);

@@ -672,6 +672,10 @@ def test_daemon(T, conf):
         return
     check(os.path.isfile(os.path.join(mnt, "geotiff/WGS1984Quad/0/0/0.tif")),
           "daemon mode: z0 tile missing")
+    r = run(VIZFS, "mount", "-f", conf, mnt, timeout=60 * SLOW)
+    check(r.returncode == 2 and "already a mount point" in r.stderr,
+          "second mount on a mount point: exit %d: %s" % (r.returncode,
+                                                         r.stderr))
     pids = []
     for p in os.listdir("/proc"):
         try:

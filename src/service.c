@@ -571,6 +571,22 @@ static void record_latency(struct vz_service *s, double t0)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* j stops waiting for its remaining dependencies (it failed): they must
+ * not point back to it once it is freed. */
+static void detach(struct job *j)
+{
+	for (size_t i = 0; i < j->n_dep_list; i++) {
+		struct job *d = j->deps[i];
+		for (size_t k = 0; k < d->n_dependents; k++)
+			if (d->dependents[k] == j) {
+				d->dependents[k] =
+					d->dependents[--d->n_dependents];
+				break;
+			}
+	}
+	j->n_dep_list = 0;
+}
+
 /* Finish a job under the lock: collect its waiters, release dependents,
  * fail them when it failed.  Waiters are answered after unlocking. */
 static void finish(struct vz_service *s, struct job *j, int rc,
@@ -578,6 +594,8 @@ static void finish(struct vz_service *s, struct job *j, int rc,
 {
 	struct waiter *w = j->waiters;
 
+	if (rc)
+		detach(j);
 	j->waiters = NULL;
 	j->rc = rc;
 	j->state = rc ? FAILED : DONE;
@@ -591,6 +609,13 @@ static void finish(struct vz_service *s, struct job *j, int rc,
 	}
 	for (size_t i = 0; i < j->n_dependents; i++) {
 		struct job *d = j->dependents[i];
+		/* d no longer waits for j: drop j from its list, as j will be
+		 * freed by the reaper while d may still be promoted. */
+		for (size_t k = 0; k < d->n_dep_list; k++)
+			if (d->deps[k] == j) {
+				d->deps[k] = d->deps[--d->n_dep_list];
+				break;
+			}
 		if (d->state != WAITING)
 			continue;
 		if (rc) {
@@ -771,7 +796,11 @@ static bool feed(struct vz_service *s, enum job_kind kind,
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping && s->backlog >= (size_t)(8 * s->n_workers))
 		pthread_cond_wait(&s->idle, &s->lock);
-	if (!s->stopping)
+	/* A demand job may have made it meanwhile (and been reaped: jobs
+	 * leave the table only once committed, so this check is exact). */
+	if (!s->stopping &&
+	    !(kind == J_BAND && !find_job(s, kind, k, stat) &&
+	      band_cached(s, k)))
 		get_job(s, kind, k, stat, P_PREFETCH, &created);
 	pthread_mutex_unlock(&s->lock);
 	return !s->stopping;

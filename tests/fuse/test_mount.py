@@ -391,6 +391,14 @@ def test_single_flight(T, conf, ref):
           "one job for 16 readers: misses %d shared %d" % (
               st1["misses"], st1["shared"]))
     check(st1["errors"] == 0, "errors %d" % st1["errors"])
+    # warm: the kernel keeps the entry, attributes and pages
+    for _ in range(5):
+        check(read(m.path(target)) == want, "warm read: bytes differ")
+        os.stat(m.path(target))
+    st = m.status()
+    check(st["requests"] == st1["requests"],
+          "warm reads reached the service: %d -> %d requests" % (
+              st1["requests"], st["requests"]))
 
     # every file of one other tile at once: they share one raster job
     tile = deep[1].split("/")[3:]

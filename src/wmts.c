@@ -111,12 +111,20 @@ static int json_str(struct vz_buf *b, const char *s)
 	return rc ? rc : vz_buf_append(b, "\"", 1);
 }
 
-/* Shortest text that reads back as the same double. */
+/* Shortest text that reads back as the same double, positional when the
+ * magnitude allows ("90", "279541132.0143589"), else with an exponent. */
 static void fmt_num(double v, char *out, size_t n)
 {
 	if (!isfinite(v)) {
 		snprintf(out, n, "0");
 		return;
+	}
+	if (v == 0 || (fabs(v) >= 1e-5 && fabs(v) < 1e17)) {
+		for (int d = 0; d <= 20; d++) {
+			snprintf(out, n, "%.*f", d, v);
+			if (strtod(out, NULL) == v)
+				return;
+		}
 	}
 	for (int p = 1; p <= 17; p++) {
 		snprintf(out, n, "%.*g", p, v);
@@ -300,7 +308,8 @@ static void stat_range(const struct vz_conf *c, const struct vz_wmts_input *in,
 		       int s, int z, struct vz_range *r)
 {
 	vz_conf_range(c, s, z, r);
-	if (in->zrange && in->zrange_ok && in->zrange_ok[z])
+	if (c->range_mode == VZ_RANGE_PER_ZOOM && in->zrange &&
+	    in->zrange_ok && in->zrange_ok[z])
 		for (int e = 0; e < 2; e++)
 			if (!r->set[e]) {
 				r->v[e] = in->zrange[z][s][e];

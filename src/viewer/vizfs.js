@@ -258,7 +258,7 @@
 
 	var overlays = {};
 	overlays['grid'] = grid;
-	L.control.layers(layers, overlays, { collapsed: false,
+	L.control.layers(layers, overlays, { collapsed: false, autoZIndex: false,
 		position: 'topright' }).addTo(map);
 	L.control.scale({ position: 'bottomleft' }).addTo(map);
 

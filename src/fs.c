@@ -638,16 +638,19 @@ static int snap_refresh(struct vz_fs *fs, int which)
 		if (cur)
 			return 0;
 	}
-	switch (which) {
-	case SNAP_STAGING:
-		rc = vz_service_csv(fs->s, 's', &nb);
-		break;
-	case SNAP_RASTERS:
-		rc = vz_service_csv(fs->s, 'r', &nb);
-		break;
-	default:
+	if (which == SNAP_STATUS) {
 		rc = vz_service_status_json(fs->s, &nb);
-		break;
+	} else {
+		/* A scan racing the render threads' commits can find a tile
+		 * half written (-ENOENT); the next commit completes it. */
+		for (int tries = 0;; tries++) {
+			vz_buf_reset(&nb);
+			rc = vz_service_csv(
+				fs->s, which == SNAP_STAGING ? 's' : 'r', &nb);
+			if (rc != -ENOENT || tries == 20)
+				break;
+			usleep(10000);
+		}
 	}
 	if (rc) {
 		vz_log(VZ_LOG_ERR, "%s: %s",

@@ -580,12 +580,20 @@ static int caps_tms(const struct vz_conf *c, const struct tms_desc *d,
 	return rc ? rc : puts_buf(b, "    </TileMatrixSet>\n");
 }
 
+/* "vizfs: coverage, polygon_count" -- from the content, not the config's
+ * file name, so that every tree of one pyramid gets the same bytes. */
 static void default_title(const struct vz_conf *c, char *buf, size_t n)
 {
-	const char *p = c->path ? strrchr(c->path, '/') : NULL;
+	size_t off = 0;
 
-	snprintf(buf, n, "vizfs: %s",
-		 p ? p + 1 : (c->path ? c->path : "tiles"));
+	put_raw(buf, n, &off, "vizfs: ");
+	for (size_t i = 0; i < c->n_stats && i < 6; i++) {
+		put_raw(buf, n, &off, i ? ", " : "");
+		put_raw(buf, n, &off, c->stats[i].name);
+	}
+	if (c->n_stats > 6)
+		put_raw(buf, n, &off, ", ...");
+	buf[off < n ? off : n - 1] = '\0';
 }
 
 int vz_wmts_capabilities(const struct vz_conf *c, const struct vz_wmts_input *in,

@@ -45,8 +45,8 @@ struct vz_wmts_input {
 	 * static tree served as files, as the mount and export are).
 	 */
 	const char *base_url;
-	/** Title of the service and of the viewer page; NULL: "vizfs: " plus
-	 *  the config file's name. */
+	/** Title of the service and of the viewer page; NULL: "vizfs: " and
+	 *  the statistics' names (the same for every tree of a pyramid). */
 	const char *title;
 };
 

@@ -48,7 +48,8 @@
 		crs: crs,
 		minZoom: 0,
 		maxZoom: cfg.zmax + 3,
-		zoomSnap: 1
+		zoomSnap: 1,
+		fadeAnimation: false
 	});
 	var bounds = L.latLngBounds(cfg.bounds);
 
@@ -95,7 +96,8 @@
 				var px = Math.round(p.x - x0) + 0.5;
 				g.moveTo(px, 0);
 				g.lineTo(px, size.y);
-				g.fillText(fmtDeg(lon, 'E', 'W'), px + 2, 12);
+				if (px > 40 && px < size.x - 40)
+					g.fillText(fmtDeg(lon, 'E', 'W'), px + 2, 12);
 			}
 			for (lat = Math.ceil(se.lat / step) * step; lat <= nw.lat;
 				lat += step) {
@@ -103,7 +105,8 @@
 				var py = Math.round(p.y - y0) + 0.5;
 				g.moveTo(0, py);
 				g.lineTo(size.x, py);
-				g.fillText(fmtDeg(lat, 'N', 'S'), 2, py - 2);
+				if (py > 24 && py < size.y - 16)
+					g.fillText(fmtDeg(lat, 'N', 'S'), 2, py - 2);
 			}
 			g.stroke();
 			return t;
@@ -209,6 +212,73 @@
 		return String(+v.toPrecision(6));
 	}
 
+	// Value ranges of the tiles built so far, from rasters_summary.csv
+	// (the PDG's per-zoom ranges, spec 8.3): summary[stat][z] = [min, max].
+	// Only for small pyramids: the CSV has one row per tile and statistic.
+	var summary = null;
+
+	function csvRows(text) {
+		var rows = [], row = [], f = '', q = false;
+		for (var i = 0; i < text.length; i++) {
+			var ch = text[i];
+			if (q) {
+				if (ch === '"' && text[i + 1] === '"') {
+					f += '"';
+					i++;
+				} else if (ch === '"') {
+					q = false;
+				} else {
+					f += ch;
+				}
+			} else if (ch === '"') {
+				q = true;
+			} else if (ch === ',') {
+				row.push(f);
+				f = '';
+			} else if (ch === '\n') {
+				row.push(f);
+				rows.push(row);
+				row = [];
+				f = '';
+			} else if (ch !== '\r') {
+				f += ch;
+			}
+		}
+		if (f !== '' || row.length)
+			rows.push(row.concat([f]));
+		return rows;
+	}
+
+	function loadSummary() {
+		if (!cfg.tiles)
+			return;
+		fetch('rasters_summary.csv').then(function (r) {
+			if (!r.ok)
+				throw new Error('HTTP ' + r.status);
+			return r.text();
+		}).then(function (text) {
+			var rows = csvRows(text), h = rows.shift() || [];
+			var ci = {};
+			h.forEach(function (n, i) { ci[n] = i; });
+			if (ci.stat === undefined || ci.min === undefined ||
+				ci.max === undefined || ci.z === undefined)
+				return;
+			var s = {};
+			rows.forEach(function (r) {
+				var st = r[ci.stat], z = +r[ci.z];
+				var lo = +r[ci.min], hi = +r[ci.max];
+				if (!isFinite(z) || !isFinite(lo) || !isFinite(hi))
+					return;
+				s[st] = s[st] || {};
+				var e = s[st][z];
+				s[st][z] = e ? [Math.min(e[0], lo), Math.max(e[1], hi)] :
+					[lo, hi];
+			});
+			summary = s;
+			legend.update();
+		}).catch(function () { /* no summary: the legend says so */ });
+	}
+
 	var Legend = L.Control.extend({
 		options: { position: 'bottomright' },
 		onAdd: function () {
@@ -223,8 +293,17 @@
 				return;
 			}
 			var st = cfg.stats[current.vzStat], z = nativeZoom();
-			var r = st.ranges[z] || [null, null];
+			var r = (st.ranges[z] || [null, null]).slice();
 			var auto = st.auto === 'tile' ? 'each tile' : 'zoom ' + z;
+			var got = summary && summary[st.name] &&
+				summary[st.name][z];
+			var note = [];
+			for (var e = 0; e < 2; e++) {
+				if (r[e] !== null || !got)
+					continue;
+				r[e] = got[e];
+				note.push((e ? 'max' : 'min') + ' of zoom ' + z);
+			}
 			var d = this.el;
 			d.innerHTML = '<div class="vz-name"></div><canvas ' +
 				'width="256" height="1"></canvas><div class="vz-ends">' +
@@ -242,16 +321,21 @@
 				'min of ' + auto;
 			ends[1].textContent = r[1] !== null ? fmtVal(r[1]) :
 				'max of ' + auto;
-			var note = d.querySelector('.vz-note');
+			var nel = d.querySelector('.vz-note');
+			if (note.length)
+				nel.appendChild(document.createTextNode(note.join(', ') +
+					(st.auto === 'tile' ? ' (each tile is coloured ' +
+						'by its own range)' : '') + '. '));
 			if (st.nodata_val !== null) {
 				var sw = document.createElement('span');
 				sw.className = 'vz-nodata';
 				sw.style.background = lutColour(st.lut, 256);
-				note.appendChild(sw);
-				note.appendChild(document.createTextNode('nodata (' +
+				nel.appendChild(sw);
+				nel.appendChild(document.createTextNode('nodata (' +
 					fmtVal(st.nodata_val) + ')'));
 			}
 			body.setAttribute('data-legend', st.name);
+			body.setAttribute('data-legend-range', JSON.stringify(r));
 		}
 	});
 	var legend = new Legend().addTo(map);
@@ -442,6 +526,7 @@
 		body.setAttribute('data-layer', cfg.stats[current.vzStat].name);
 	info.update();
 	legend.update();
+	loadSummary();
 	report();
 	var pr = (params.get('probe') || '').split(',').map(Number);
 	if (pr.length === 2 && pr.every(isFinite))

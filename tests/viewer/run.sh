@@ -226,6 +226,24 @@ load export "http://127.0.0.1:$port/export/index.html#layer=coverage&probe=$pt"
 check export /export/ "$T/exp"
 cp "$T/export.png" "$OUTDIR/viewer.png" 2>/dev/null
 
+# the legend of a statistic without a configured max takes it from
+# rasters_summary.csv: the maximum of the zoom shown
+chrome p-legend --window-size=1200,800 --virtual-time-budget=20000 \
+	--dump-dom "http://127.0.0.1:$port/export/index.html#layer=polygon_count" >"$T/legend.html"
+expect_rc 0 /usr/bin/python3 - "$T/legend.html" "$T/exp/rasters_summary.csv" <<'PY'
+import csv, json, re, sys
+body = re.search(r"<body([^>]*)>", open(sys.argv[1]).read()).group(1)
+attrs = dict(re.findall(r'data-([\w-]+)="([^"]*)"', body))
+assert attrs.get("legend") == "polygon_count", attrs
+z = int(attrs["zoom"])
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r["stat"] == "polygon_count" and int(r["z"]) == z]
+want = [0, max(float(r["max"]) for r in rows)]
+got = json.loads(attrs["legend-range"].replace("&quot;", '"'))
+assert got == want, (got, want)
+print("legend polygon_count z%d: %s" % (z, got))
+PY
+sed 's/^/  /' "$T/out"
+
 # ---- the same viewer on the mount ----
 if [ -w /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	"$VIZFS" mount "$T/c.json" "$T/mnt" -f >"$T/mount.log" 2>&1 &

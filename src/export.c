@@ -170,6 +170,9 @@ static int rs_rows(struct rs_ctx *r, const uint8_t *k, double *bands,
 		return rc;
 	memcpy(tmp, val->data, val->len); /* keep the summaries */
 	rc = vz_cache_get(r->b->cache, VZ_DB_BAND, k, VZ_KEY_TILE_LEN, val);
+	if (rc == -ENOENT)
+		return 0; /* being rendered: the band (its done marker) is
+			     written after the summary */
 	if (!rc)
 		rc = vz_bands_decode(val->data, val->len, bands,
 				     plane * c->n_stats);

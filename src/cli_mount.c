@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 struct mopts {
 	bool foreground, debug, prefetch;
 	long workers;
+	long watch; /* seconds between input checks; 0: never */
 	enum vz_input_mode mode;
 	const char *cache;
 	struct vz_buf fuse_opts;   /* user -o options, comma separated */
@@ -33,6 +35,7 @@ enum {
 	OPT_STAGED,
 	OPT_RAW,
 	OPT_CACHE,
+	OPT_WATCH,
 };
 
 static const struct option long_opts[] = {
@@ -45,6 +48,7 @@ static const struct option long_opts[] = {
 	{"staged", no_argument, NULL, OPT_STAGED},
 	{"raw", no_argument, NULL, OPT_RAW},
 	{"cache", required_argument, NULL, OPT_CACHE},
+	{"watch", required_argument, NULL, OPT_WATCH},
 	{NULL, 0, NULL, 0},
 };
 
@@ -71,6 +75,10 @@ static void print_help(void)
 	      "      --raw         never fall back to a pre-staged tree\n"
 	      "      --cache DIR   cache directory (overrides "
 	      "vizfs_cache_dir)\n"
+	      "      --watch SECS  check the inputs every SECS seconds "
+	      "(default 5, 0 = never);\n"
+	      "                    a change that stays for one check "
+	      "rebuilds the cache\n"
 	      "\n  -h, --help        this text\n"
 	      "  -V, --version     version of vizfs and its libraries\n"
 	      "\nExit status: 0 ok (unmounted cleanly), 1 usage error, 2 "
@@ -151,6 +159,14 @@ static int parse(struct mopts *o, int argc, char **argv)
 			break;
 		case OPT_CACHE:
 			o->cache = optarg;
+			break;
+		case OPT_WATCH:
+			if (!vz_cli_int(optarg, 0, 86400, &o->watch))
+				return vz_cli_usage_error(
+					CMD,
+					"--watch: expected seconds 0..86400, got "
+					"'%s'",
+					optarg);
 			break;
 		case ':':
 			return vz_cli_usage_error(CMD,
@@ -353,8 +369,94 @@ static int build_fuse_args(const struct mopts *o, struct fuse_args *args)
 }
 
 /* Everything after the fork: session, cache, service, loop, teardown. */
+/* Watches the inputs while mounted; when their fingerprint changes, the
+ * service is rebuilt on a cache made for the new inputs (the builder
+ * empties a stale cache) and the kernel is told to forget the old files. */
+struct watcher {
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards: stop */
+	pthread_cond_t cond;
+	bool stop;
+	long interval;
+	const struct vz_conf *conf;
+	struct vz_build_opts bo;
+	struct vz_service_opts so;
+	struct vz_fs *fs;
+	struct fuse_session *se;
+	struct vz_builder **b; /* swapped by the watcher, read after join */
+	struct vz_service **svc;
+};
+
+/* The inputs' fingerprint now ("" when there are none). */
+static void current_inputs(struct watcher *w, char fp[33])
+{
+	struct vz_inputs *in = NULL;
+
+	fp[0] = '\0';
+	if (vz_inputs_discover(w->conf, NULL, 0, w->bo.mode, &in) == 0)
+		memcpy(fp, in->fingerprint, 33);
+	vz_inputs_free(in);
+}
+
+static void rebuild(struct watcher *w)
+{
+	int rc;
+
+	vz_log(VZ_LOG_INFO, "inputs of %s changed: rebuilding the cache",
+	       w->conf->path);
+	vz_fs_swap_begin(w->fs);
+	VZ_FREEF(vz_service_stop, *w->svc);
+	VZ_FREEF(vz_builder_close, *w->b);
+	rc = vz_builder_open(w->conf, &w->bo, w->b);
+	if (!rc) {
+		rc = vz_service_start(*w->b, &w->so, w->svc);
+		if (rc)
+			VZ_FREEF(vz_builder_close, *w->b);
+	}
+	if (rc)
+		vz_log(VZ_LOG_ERR,
+		       "cannot rebuild after an input change (tiles fail with "
+		       "EIO until the next check succeeds): %s",
+		       vz_err_msg()[0] ? vz_err_msg() : vz_strerror(rc));
+	vz_fs_set_service(w->fs, *w->svc);
+	vz_fs_swap_end(w->fs);
+	vz_fs_invalidate(w->fs, w->se);
+}
+
+static void *watch_main(void *arg)
+{
+	struct watcher *w = arg;
+	char seen[33] = "", now[33];
+
+	pthread_setname_np(pthread_self(), "vz-watch");
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += w->interval;
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		/* Rebuild once a change has held still for one interval (not
+		 * while a file is still being written). */
+		current_inputs(w, now);
+		if (strcmp(now, *w->b ? vz_builder_inputs(*w->b)->fingerprint
+				      : "") != 0 &&
+		    strcmp(now, seen) == 0)
+			rebuild(w);
+		memcpy(seen, now, sizeof seen);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
 static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 {
+	struct watcher w = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			    .cond = PTHREAD_COND_INITIALIZER};
+	bool watching = false;
 	struct vz_build_opts bo = {0};
 	struct vz_service_opts so = {0};
 	struct vz_builder *b = NULL;
@@ -418,6 +520,25 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 		/* keep the working directory; harmless */
 	}
 
+	if (o->watch > 0) {
+		sigset_t block, old;
+		w.interval = o->watch;
+		w.conf = conf;
+		w.bo = bo;
+		w.so = so;
+		w.fs = fs;
+		w.se = se;
+		w.b = &b;
+		w.svc = &svc;
+		sigemptyset(&block);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &block, &old);
+		watching = pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
 		vz_log(VZ_LOG_ERR, "out of memory");
@@ -428,6 +549,13 @@ static int serve(struct mopts *o, struct vz_conf *conf, int *notify_fd)
 		fuse_loop_cfg_set_idle_threads(lc, 16);
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
+	}
+	if (watching) {
+		pthread_mutex_lock(&w.lock);
+		w.stop = true;
+		pthread_cond_signal(&w.cond);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(w.thread, NULL);
 	}
 	/* rc > 0: stopped by SIGTERM/SIGINT/SIGHUP; 0: unmounted */
 	ex = rc < 0 ? VZ_EXIT_FAIL : VZ_EXIT_OK;
@@ -460,6 +588,7 @@ int vz_cli_mount(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	o.prefetch = true;
+	o.watch = 5;
 	o.mode = VZ_INPUT_AUTO;
 	if ((rc = parse(&o, argc, argv)) >= 0)
 		goto out;

@@ -4,6 +4,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -89,7 +90,11 @@ enum {
 
 struct vz_fs {
 	const struct vz_conf *c;
-	struct vz_service *s;
+	struct vz_service *s; /* NULL after a failed rebuild: EIO */
+	/* Held shared by every operation that uses the service, exclusively
+	 * while the daemon swaps in a new one (inputs changed). */
+	pthread_rwlock_t swap;
+	_Atomic uint64_t generation; /* of every inode; bumped on a swap */
 	enum vz_path_part parts[N_TREES][5];
 	int n_parts[N_TREES];
 	bool tree_ok[N_TREES]; /* web_tiles without a style needs 1 stat */
@@ -557,6 +562,7 @@ static void reply_dir_entry(struct vz_fs *fs, fuse_req_t req, fuse_ino_t ino)
 
 	memset(&e, 0, sizeof e);
 	e.ino = ino;
+	e.generation = atomic_load(&fs->generation);
 	e.attr_timeout = e.entry_timeout = VZ_FS_TTL;
 	fill_attr(fs, ino, true, 0, NULL, &e.attr);
 	fuse_reply_entry(req, &e);
@@ -695,6 +701,7 @@ static void reply_special_entry(struct vz_fs *fs, fuse_req_t req,
 
 	memset(&e, 0, sizeof e);
 	e.ino = ino;
+	e.generation = atomic_load(&fs->generation);
 	if (which < 0) {
 		/* the root and .vizfs directories */
 		e.attr_timeout = e.entry_timeout = VZ_FS_TTL;
@@ -772,6 +779,7 @@ static void on_ready(void *ud, int rc, uint64_t size)
 		case OP_LOOKUP:
 			memset(&e, 0, sizeof e);
 			e.ino = p->ino;
+			e.generation = atomic_load(&p->fs->generation);
 			e.attr_timeout = e.entry_timeout = VZ_FS_TTL;
 			fill_attr(p->fs, p->ino, false, size, NULL, &e.attr);
 			fuse_reply_entry(p->req, &e);
@@ -1144,6 +1152,7 @@ static bool dir_add(struct dirbuf *d, const char *name, fuse_ino_t ino,
 		fill_attr(d->fs, ino, isdir, 0, NULL, &e.attr);
 		if (full) {
 			e.ino = ino;
+			e.generation = atomic_load(&d->fs->generation);
 			e.attr_timeout = e.entry_timeout = VZ_FS_TTL;
 		}
 		need = fuse_add_direntry_plus(d->req, d->buf + d->len,
@@ -1387,12 +1396,44 @@ static void fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	fuse_reply_err(req, EROFS);
 }
 
+/* ---- swapping the service (inputs changed while mounted) --------------- */
+
+/* Every operation that touches the service holds the swap lock shared;
+ * with no service (a rebuild failed) it answers EIO. */
+#define LOCKED(name, call, ...)                                                \
+	static void name(fuse_req_t req, __VA_ARGS__)                          \
+	{                                                                      \
+		struct vz_fs *fs = fuse_req_userdata(req);                     \
+		pthread_rwlock_rdlock(&fs->swap);                              \
+		if (fs->s)                                                     \
+			call;                                                  \
+		else                                                           \
+			fuse_reply_err(req, EIO);                              \
+		pthread_rwlock_unlock(&fs->swap);                              \
+	}
+
+LOCKED(locked_lookup, fs_lookup(req, parent, name), fuse_ino_t parent,
+       const char *name)
+LOCKED(locked_getattr, fs_getattr(req, ino, fi), fuse_ino_t ino,
+       struct fuse_file_info *fi)
+LOCKED(locked_open, fs_open(req, ino, fi), fuse_ino_t ino,
+       struct fuse_file_info *fi)
+LOCKED(locked_read, fs_read(req, ino, size, off, fi), fuse_ino_t ino,
+       size_t size, off_t off, struct fuse_file_info *fi)
+LOCKED(locked_opendir, fs_opendir(req, ino, fi), fuse_ino_t ino,
+       struct fuse_file_info *fi)
+LOCKED(locked_readdir, fs_readdir(req, ino, size, off, fi), fuse_ino_t ino,
+       size_t size, off_t off, struct fuse_file_info *fi)
+LOCKED(locked_readdirplus, fs_readdirplus(req, ino, size, off, fi),
+       fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+LOCKED(locked_statfs, fs_statfs(req, ino), fuse_ino_t ino)
+
 const struct fuse_lowlevel_ops vz_fs_ops = {
 	.init = fs_init,
-	.lookup = fs_lookup,
+	.lookup = locked_lookup,
 	.forget = fs_forget,
 	.forget_multi = fs_forget_multi,
-	.getattr = fs_getattr,
+	.getattr = locked_getattr,
 	.setattr = fs_setattr,
 	.mknod = fs_mknod,
 	.mkdir = fs_mkdir,
@@ -1401,13 +1442,13 @@ const struct fuse_lowlevel_ops vz_fs_ops = {
 	.symlink = fs_symlink,
 	.rename = fs_rename,
 	.link = fs_link,
-	.open = fs_open,
-	.read = fs_read,
+	.open = locked_open,
+	.read = locked_read,
 	.write = fs_write,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.readdirplus = fs_readdirplus,
-	.statfs = fs_statfs,
+	.opendir = locked_opendir,
+	.readdir = locked_readdir,
+	.readdirplus = locked_readdirplus,
+	.statfs = locked_statfs,
 	.setxattr = fs_setxattr,
 	.removexattr = fs_removexattr,
 	.create = fs_create,
@@ -1435,6 +1476,7 @@ int vz_fs_new(const struct vz_conf *c, struct vz_fs **out)
 	clock_gettime(CLOCK_REALTIME, &fs->t0);
 	fs->last_mtime = fs->t0;
 	pthread_mutex_init(&fs->time_lock, NULL);
+	pthread_rwlock_init(&fs->swap, NULL);
 	for (int i = 0; i < N_SNAPS; i++)
 		pthread_mutex_init(&fs->snaps[i].lock, NULL);
 	for (int t = TREE_GEOTIFF; t < N_TREES; t++) {
@@ -1461,6 +1503,38 @@ int vz_fs_new(const struct vz_conf *c, struct vz_fs **out)
 void vz_fs_set_service(struct vz_fs *fs, struct vz_service *s)
 {
 	fs->s = s;
+	/* New inode generations: the kernel drops what it cached of the old
+	 * files at their next lookup (fuse_iget sees a stale inode). */
+	atomic_fetch_add(&fs->generation, 1);
+	for (int i = 0; i < N_SNAPS; i++) {
+		pthread_mutex_lock(&fs->snaps[i].lock);
+		vz_buf_free(&fs->snaps[i].buf);
+		fs->snaps[i].valid = false;
+		pthread_mutex_unlock(&fs->snaps[i].lock);
+	}
+}
+
+void vz_fs_swap_begin(struct vz_fs *fs)
+{
+	pthread_rwlock_wrlock(&fs->swap);
+}
+
+void vz_fs_swap_end(struct vz_fs *fs)
+{
+	pthread_rwlock_unlock(&fs->swap);
+}
+
+void vz_fs_invalidate(struct vz_fs *fs, struct fuse_session *se)
+{
+	static const char *const top[] = {
+		VZ_DIR_WEB_TILES, VZ_DIR_GEOTIFF, VZ_DIR_STAGED,
+		"staging_summary.csv", "rasters_summary.csv", ".vizfs"};
+
+	(void)fs;
+	for (size_t i = 0; i < VZ_ARRAY_SIZE(top); i++)
+		fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, top[i],
+						 strlen(top[i]));
+	fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, 0, 0);
 }
 
 void vz_fs_free(struct vz_fs *fs)
@@ -1472,6 +1546,7 @@ void vz_fs_free(struct vz_fs *fs)
 		pthread_mutex_destroy(&fs->snaps[i].lock);
 	}
 	pthread_mutex_destroy(&fs->time_lock);
+	pthread_rwlock_destroy(&fs->swap);
 	pthread_key_delete(fs->buf_key);
 	free(fs);
 }

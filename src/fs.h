@@ -35,6 +35,18 @@ int vz_fs_new(const struct vz_conf *c, struct vz_fs **out);
  *  before fuse_session_mount(). */
 void vz_fs_set_service(struct vz_fs *fs, struct vz_service *s);
 
+/**
+ * Replace the service while mounted (the inputs changed): call
+ * vz_fs_swap_begin() (waits for operations using the old service and holds
+ * off new ones), stop the old service, start the new one,
+ * vz_fs_set_service() (which also starts a new inode generation; NULL
+ * makes every tile operation fail with EIO), vz_fs_swap_end(), then
+ * vz_fs_invalidate() so that the kernel forgets the old files.
+ */
+void vz_fs_swap_begin(struct vz_fs *fs);
+void vz_fs_swap_end(struct vz_fs *fs);
+void vz_fs_invalidate(struct vz_fs *fs, struct fuse_session *se);
+
 /** Free; NULL-safe.  Only after the session ended and the service
  *  stopped (no reply may still be pending). */
 void vz_fs_free(struct vz_fs *fs);

@@ -17,7 +17,7 @@
 struct opts {
 	const char *cmd;
 	long workers;
-	bool quiet, json, zset;
+	bool quiet, json, zset, prom;
 	long zmin, zmax;
 	enum vz_input_mode mode;
 	const char *cache;
@@ -33,6 +33,7 @@ enum {
 	OPT_CACHE,
 	OPT_JSON,
 	OPT_SHARD,
+	OPT_PROM,
 };
 
 static const struct option long_opts[] = {
@@ -47,6 +48,7 @@ static const struct option long_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"output", required_argument, NULL, 'o'},
 	{"shard", required_argument, NULL, OPT_SHARD},
+	{"prometheus", no_argument, NULL, OPT_PROM},
 	{NULL, 0, NULL, 0},
 };
 
@@ -58,7 +60,7 @@ static bool takes(const char *cmd, const char *opt)
 		{"merge", "workers quiet staged raw cache"},
 		{"export", "workers quiet staged raw cache"},
 		{"render", "workers staged raw cache output"},
-		{"info", "json staged raw cache"},
+		{"info", "json prometheus staged raw cache"},
 	};
 	for (size_t i = 0; i < VZ_ARRAY_SIZE(table); i++) {
 		if (strcmp(table[i][0], cmd))
@@ -130,6 +132,9 @@ static const char *const help_text[][2] = {
 	 "\nShow the inputs and the cache state per zoom: tiles of the pyramid,"
 	 " rendered,\nPNG files, sizes. Never writes to the cache.\n\n"
 	 "      --json        machine-readable output\n"
+	 "      --prometheus  Prometheus text format (for a node exporter's "
+	 "textfile\n"
+	 "                    collector; a mount serves .vizfs/metrics)\n"
 	 "      --staged, --raw, --cache DIR   as for prefetch\n"},
 };
 
@@ -225,6 +230,9 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case OPT_JSON:
 			o->json = true;
+			break;
+		case OPT_PROM:
+			o->prom = true;
 			break;
 		case OPT_SHARD:
 			if (sscanf(optarg, "%ld/%ld", &o->shard_i,
@@ -533,6 +541,51 @@ int vz_cli_info(int argc, char **argv)
 		t_tiles += in.z[z].tiles;
 		t_bands += in.z[z].bands;
 		t_pngs += in.z[z].pngs;
+	}
+	if (o.prom) {
+		printf("# HELP vizfs_cache_fresh 1 if the cache matches the "
+		       "config and inputs.\n# TYPE vizfs_cache_fresh gauge\n"
+		       "vizfs_cache_fresh %d\n",
+		       in.fresh);
+		printf("# HELP vizfs_cache_bytes Size of the LMDB data file.\n"
+		       "# TYPE vizfs_cache_bytes gauge\nvizfs_cache_bytes %" PRIu64
+		       "\n",
+		       in.file_bytes);
+		printf("# HELP vizfs_stage_features Features read by staging.\n"
+		       "# TYPE vizfs_stage_features gauge\n"
+		       "vizfs_stage_features %" PRIu64 "\n"
+		       "# HELP vizfs_stage_skipped Features skipped by staging.\n"
+		       "# TYPE vizfs_stage_skipped gauge\n"
+		       "vizfs_stage_skipped %" PRIu64 "\n"
+		       "# HELP vizfs_stage_seconds Time of the last staging run.\n"
+		       "# TYPE vizfs_stage_seconds gauge\n"
+		       "vizfs_stage_seconds %.3f\n",
+		       in.stage.features,
+		       in.stage.skipped_invalid + in.stage.skipped_type +
+			       in.stage.skipped_empty + in.stage.skipped_outside,
+		       in.stage_seconds);
+		printf("# HELP vizfs_tiles Tiles of the pyramid per zoom.\n"
+		       "# TYPE vizfs_tiles gauge\n");
+		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
+			printf("vizfs_tiles{z=\"%d\"} %" PRIu64 "\n", z,
+			       in.z[z].tiles);
+		printf("# HELP vizfs_tiles_done Tiles rendered per zoom.\n"
+		       "# TYPE vizfs_tiles_done gauge\n");
+		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
+			printf("vizfs_tiles_done{z=\"%d\"} %" PRIu64 "\n", z,
+			       in.z[z].bands);
+		printf("# HELP vizfs_pngs PNG files per zoom.\n"
+		       "# TYPE vizfs_pngs gauge\n");
+		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
+			printf("vizfs_pngs{z=\"%d\"} %" PRIu64 "\n", z,
+			       in.z[z].pngs);
+		printf("# HELP vizfs_level_seconds Time the last build of a "
+		       "zoom's rasters took.\n# TYPE vizfs_level_seconds gauge\n");
+		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
+			printf("vizfs_level_seconds{z=\"%d\"} %.3f\n", z,
+			       in.z[z].seconds);
+		close_session(&s);
+		return VZ_EXIT_OK;
 	}
 	if (o.json) {
 		printf("{\"config\": \"%s\", \"cache\": \"%s\", \"fresh\": %s, "

@@ -55,12 +55,14 @@ enum {
 	INO_RASTERS_CSV,
 	INO_META_DIR,
 	INO_STATUS,
+	INO_METRICS,
 };
 
 #define NAME_STAGING_CSV "staging_summary.csv"
 #define NAME_RASTERS_CSV "rasters_summary.csv"
 #define NAME_META_DIR ".vizfs"
 #define NAME_STATUS "status"
+#define NAME_METRICS "metrics"
 
 /* readdir cookies: 1 after ".", 2 after "..", value + 3 after a child */
 #define COOKIE_BASE 3
@@ -85,6 +87,7 @@ enum {
 	SNAP_STAGING,
 	SNAP_RASTERS,
 	SNAP_STATUS,
+	SNAP_METRICS,
 	N_SNAPS
 };
 
@@ -588,6 +591,8 @@ static int special_snap(fuse_ino_t ino)
 		return SNAP_RASTERS;
 	case INO_STATUS:
 		return SNAP_STATUS;
+	case INO_METRICS:
+		return SNAP_METRICS;
 	}
 	return -1;
 }
@@ -629,7 +634,7 @@ static int snap_refresh(struct vz_fs *fs, int which)
 	bool cur, idle;
 	int rc;
 
-	if (which != SNAP_STATUS) {
+	if (which != SNAP_STATUS && which != SNAP_METRICS) {
 		memset(&st, 0, sizeof st);
 		vz_service_get_stats(fs->s, &st);
 		/* never equal to the initial key 0 of an empty snapshot */
@@ -646,6 +651,8 @@ static int snap_refresh(struct vz_fs *fs, int which)
 	}
 	if (which == SNAP_STATUS) {
 		rc = vz_service_status_json(fs->s, &nb);
+	} else if (which == SNAP_METRICS) {
+		rc = vz_service_prometheus(fs->s, &nb);
 	} else {
 		/* A scan racing the render threads' commits can find a tile
 		 * half written (-ENOENT); the next commit completes it. */
@@ -662,6 +669,7 @@ static int snap_refresh(struct vz_fs *fs, int which)
 		vz_log(VZ_LOG_ERR, "%s: %s",
 		       which == SNAP_STAGING ? NAME_STAGING_CSV :
 		       which == SNAP_RASTERS ? NAME_RASTERS_CSV :
+		       which == SNAP_METRICS ? NAME_META_DIR "/" NAME_METRICS :
 					       NAME_META_DIR "/" NAME_STATUS,
 		       vz_err_msg()[0] ? vz_err_msg() : vz_strerror(rc));
 		vz_buf_free(&nb);
@@ -940,6 +948,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (parent == INO_META_DIR) {
 		if (!strcmp(name, NAME_STATUS))
 			reply_special_entry(fs, req, INO_STATUS);
+		else if (!strcmp(name, NAME_METRICS))
+			reply_special_entry(fs, req, INO_METRICS);
 		else
 			reply_negative(req);
 		return;
@@ -1250,9 +1260,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			dir_add(&d, NAME_RASTERS_CSV, INO_RASTERS_CSV, false,
 				false, ck + 1);
 	} else if (ino == INO_META_DIR) {
-		if (off < COOKIE_BASE + 1)
-			dir_add(&d, NAME_STATUS, INO_STATUS, false, false,
-				COOKIE_BASE + 1);
+		if (off < COOKIE_BASE + 1 &&
+		    !dir_add(&d, NAME_STATUS, INO_STATUS, false, false,
+			     COOKIE_BASE + 1))
+			goto out;
+		if (off < COOKIE_BASE + 2)
+			dir_add(&d, NAME_METRICS, INO_METRICS, false, false,
+				COOKIE_BASE + 2);
 	} else {
 		uint64_t start = off >= 2 ? (uint64_t)off - 2 : 0;
 		if (start <= UINT32_MAX)

@@ -1242,3 +1242,81 @@ int vz_service_status_json(struct vz_service *s, struct vz_buf *out)
 #undef EMIT
 	return rc;
 }
+
+int vz_service_prometheus(struct vz_service *s, struct vz_buf *out)
+{
+	struct vz_service_stats st;
+	uint64_t file_bytes = 0, hist[12], cum = 0, n;
+	uint64_t done[VZ_MAX_ZOOM + 1];
+	char tmp[256];
+	int rc = 0;
+
+	vz_service_get_stats(s, &st);
+	pthread_mutex_lock(&s->lock);
+	memcpy(hist, s->lat_hist, sizeof hist);
+	memcpy(done, s->level_done, sizeof done);
+	pthread_mutex_unlock(&s->lock);
+	vz_cache_size(s->b->cache, &file_bytes, NULL);
+	n = atomic_load(&s->lat_n);
+	vz_buf_reset(out);
+#define EMIT(...)                                                              \
+	do {                                                                   \
+		snprintf(tmp, sizeof tmp, __VA_ARGS__);                        \
+		if (!rc)                                                       \
+			rc = vz_buf_append(out, tmp, strlen(tmp));             \
+	} while (0)
+#define COUNTER(name, help, v)                                                 \
+	EMIT("# HELP vizfs_" name " " help "\n# TYPE vizfs_" name               \
+	     " counter\nvizfs_" name " %" PRIu64 "\n",                         \
+	     (uint64_t)(v))
+#define GAUGE(name, help, v)                                                   \
+	EMIT("# HELP vizfs_" name " " help "\n# TYPE vizfs_" name               \
+	     " gauge\nvizfs_" name " %" PRIu64 "\n",                           \
+	     (uint64_t)(v))
+	COUNTER("requests_total", "Files asked for through the mount.",
+		st.requests);
+	COUNTER("cache_hits_total", "Requests answered from the cache.",
+		st.hits);
+	COUNTER("cache_misses_total", "Requests that waited for a render.",
+		st.misses);
+	COUNTER("shared_waits_total",
+		"Misses that joined a render already queued (single flight).",
+		st.shared);
+	COUNTER("renders_total", "Jobs run (rasters, parents, PNGs, ...).",
+		st.renders);
+	COUNTER("tiles_rendered_total", "Rasters and parents computed.",
+		st.tiles_rendered);
+	COUNTER("errors_total", "Failed jobs.", st.errors);
+	GAUGE("queue_demand", "Demand jobs queued.", st.queued_demand);
+	GAUGE("queue_prefetch", "Prefetch jobs queued.", st.queued_prefetch);
+	GAUGE("jobs_running", "Jobs being run.", st.running);
+	GAUGE("indexed", "1 once staging and the tile index are done.",
+	      st.indexed);
+	GAUGE("prefetching", "1 while the prefetcher works.", st.prefetching);
+	GAUGE("cache_bytes", "Size of the LMDB data file.", file_bytes);
+	EMIT("# HELP vizfs_tiles Tiles of the pyramid per zoom.\n"
+	     "# TYPE vizfs_tiles gauge\n");
+	for (int z = s->c->z_min; z <= s->c->z_max && st.indexed; z++)
+		EMIT("vizfs_tiles{z=\"%d\"} %zu\n", z, s->b->level[z].n);
+	EMIT("# HELP vizfs_tiles_done Tiles rendered per zoom.\n"
+	     "# TYPE vizfs_tiles_done gauge\n");
+	for (int z = s->c->z_min; z <= s->c->z_max && st.indexed; z++)
+		EMIT("vizfs_tiles_done{z=\"%d\"} %" PRIu64 "\n", z, done[z]);
+	EMIT("# HELP vizfs_miss_latency_seconds Time from a miss to its "
+	     "answer.\n# TYPE vizfs_miss_latency_seconds histogram\n");
+	for (size_t i = 0; i < VZ_ARRAY_SIZE(lat_bounds_ms); i++) {
+		cum += hist[i];
+		EMIT("vizfs_miss_latency_seconds_bucket{le=\"%g\"} %" PRIu64
+		     "\n",
+		     lat_bounds_ms[i] / 1e3, cum);
+	}
+	EMIT("vizfs_miss_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+	     n);
+	EMIT("vizfs_miss_latency_seconds_sum %.6f\n",
+	     atomic_load(&s->lat_sum_us) / 1e6);
+	EMIT("vizfs_miss_latency_seconds_count %" PRIu64 "\n", n);
+#undef GAUGE
+#undef COUNTER
+#undef EMIT
+	return rc;
+}

@@ -107,4 +107,11 @@ void vz_service_get_stats(struct vz_service *s, struct vz_service_stats *out);
  */
 int vz_service_status_json(struct vz_service *s, struct vz_buf *out);
 
+/**
+ * The same counters in the Prometheus text exposition format (the mount's
+ * .vizfs/metrics): requests, hits, misses, renders, errors, queue depth,
+ * tiles per zoom and a latency histogram of misses.
+ */
+int vz_service_prometheus(struct vz_service *s, struct vz_buf *out);
+
 #endif

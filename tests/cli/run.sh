@@ -62,6 +62,22 @@ expect_rc 0 "$VIZFS" info "$T/c.json" --json
 /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fresh"] and d["staged"] and d["tiles"] > 0 and d["tiles"] == d["rendered"], d' "$T/out" && ok || fail "info --json content"
 expect_rc 0 "$VIZFS" info "$T/c.json"
 grep -q "^ *12 " "$T/out" && ok || fail "info table lacks z12"
+expect_rc 0 "$VIZFS" info "$T/c.json" --prometheus
+# every sample line is "name{labels} value" and each metric has HELP/TYPE
+/usr/bin/python3 - "$T/out" <<'PY' && ok || fail "info --prometheus format"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+typed = {l.split()[2] for l in lines if l.startswith("# TYPE")}
+samples = [l for l in lines if not l.startswith("#")]
+assert samples, "no samples"
+for l in samples:
+    m = re.match(r'^([a-z_]+)(\{[a-z]+="[^"]*"\})? (-?[0-9.e+]+)$', l)
+    assert m, l
+    assert m.group(1) in typed, m.group(1)
+tiles = sum(float(l.split()[-1]) for l in samples if l.startswith("vizfs_tiles{"))
+done = sum(float(l.split()[-1]) for l in samples if l.startswith("vizfs_tiles_done{"))
+assert tiles > 0 and tiles == done, (tiles, done)
+PY
 expect_rc 0 "$VIZFS" render "$T/c.json" web_tiles/coverage/WGS1984Quad/0/0/0.png -o "$T/z0.png"
 head -c 8 "$T/z0.png" | od -An -c | grep -q 'P   N   G' && ok || fail "z0 PNG signature"
 "$VIZFS" render "$T/c.json" geotiff/WGS1984Quad/0/0/0.tif >"$T/z0.tif" 2>"$T/err" && ok || fail "render tif"

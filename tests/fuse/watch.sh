@@ -64,5 +64,9 @@ while [ $i -lt 20 ] && [ -e "$M/geotiff/WGS1984Quad/12/$newdir/$newtile" ]; do
 	i=$((i + 1))
 done
 [ ! -e "$M/geotiff/WGS1984Quad/12/$newdir/$newtile" ] && ok || fail "tile of a removed input still there"
+# the metrics file: Prometheus text with the counters and a histogram
+grep -q '^vizfs_requests_total [1-9]' "$M/.vizfs/metrics" && ok || fail "metrics: requests"
+grep -q '^vizfs_miss_latency_seconds_bucket{le="+Inf"} [1-9]' "$M/.vizfs/metrics" && ok || fail "metrics: latency histogram"
+ls "$M/.vizfs" | grep -qx metrics && ok || fail "metrics not listed"
 fusermount3 -u "$M" && ok || fail "unmount"
 finish

@@ -56,9 +56,9 @@ static const struct option long_opts[] = {
 static bool takes(const char *cmd, const char *opt)
 {
 	static const char *const table[][2] = {
-		{"prefetch", "workers zoom quiet staged raw cache shard"},
-		{"merge", "workers quiet staged raw cache"},
-		{"export", "workers quiet staged raw cache"},
+		{"prefetch", "workers zoom quiet json staged raw cache shard"},
+		{"merge", "workers quiet json staged raw cache"},
+		{"export", "workers quiet json staged raw cache"},
 		{"render", "workers staged raw cache output"},
 		{"info", "json prometheus staged raw cache"},
 	};
@@ -89,6 +89,7 @@ static const char *const help_text[][2] = {
 	 "  -z, --zoom A-B    only build zooms A..B (deeper levels are built"
 	 " as needed)\n"
 	 "  -q, --quiet       no progress output\n"
+	 "      --json        no progress; a JSON summary on stdout at the end\n"
 	 "      --staged      read dir_staged as a pre-staged PDG tree "
 	 "(rasterize only)\n"
 	 "      --raw         never fall back to a pre-staged tree\n"
@@ -339,7 +340,16 @@ int vz_cli_prefetch(int argc, char **argv)
 		close_session(&s);
 		return ex;
 	}
-	if (!o.quiet && vz_builder_info(s.b, &info) == 0) {
+	if (o.json && vz_builder_info(s.b, &info) == 0) {
+		uint64_t chunks, rendered, pngs;
+		vz_builder_counters(s.b, &chunks, &rendered, &pngs);
+		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
+			tiles += info.z[z].bands;
+		printf("{\"command\": \"prefetch\", \"tiles\": %" PRIu64
+		       ", \"staged_chunks\": %" PRIu64 ", \"rendered\": %" PRIu64
+		       ", \"pngs\": %" PRIu64 ", \"seconds\": %.3f}\n",
+		       tiles, chunks, rendered, pngs, vz_now() - t0);
+	} else if (!o.quiet && vz_builder_info(s.b, &info) == 0) {
 		uint64_t chunks, rendered, pngs;
 		vz_builder_counters(s.b, &chunks, &rendered, &pngs);
 		for (int z = s.conf->z_min; z <= s.conf->z_max; z++)
@@ -379,7 +389,11 @@ int vz_cli_merge(int argc, char **argv)
 		close_session(&s);
 		return ex;
 	}
-	if (!o.quiet)
+	if (o.json)
+		printf("{\"command\": \"merge\", \"shards\": %d, \"cache\": "
+		       "\"%s\"}\n",
+		       o.n_pos - 1, o.cache ? o.cache : s.conf->cache_dir);
+	else if (!o.quiet)
 		fprintf(stderr, "vizfs merge: %d shard caches merged into %s\n",
 			o.n_pos - 1, o.cache ? o.cache : s.conf->cache_dir);
 	close_session(&s);
@@ -409,7 +423,10 @@ int vz_cli_export(int argc, char **argv)
 		close_session(&s);
 		return ex;
 	}
-	if (!o.quiet)
+	if (o.json)
+		printf("{\"command\": \"export\", \"dir\": \"%s\"}\n",
+		       o.pos[1]);
+	else if (!o.quiet)
 		fprintf(stderr, "vizfs export: wrote %s\n", o.pos[1]);
 	close_session(&s);
 	return VZ_EXIT_OK;

@@ -62,6 +62,12 @@ expect_rc 0 "$VIZFS" info "$T/c.json" --json
 /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fresh"] and d["staged"] and d["tiles"] > 0 and d["tiles"] == d["rendered"], d' "$T/out" && ok || fail "info --json content"
 expect_rc 0 "$VIZFS" info "$T/c.json"
 grep -q "^ *12 " "$T/out" && ok || fail "info table lacks z12"
+expect_rc 0 "$VIZFS" prefetch "$T/c.json" --json
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["command"] == "prefetch" and d["tiles"] > 0 and d["rendered"] == 0, d' "$T/out" && ok || fail "prefetch --json summary"
+[ ! -s "$T/err" ] && ok || fail "prefetch --json wrote to stderr: $(head -3 "$T/err")"
+# bash completion
+bash -c ". '$SRC/docs/completion/vizfs.bash'; COMP_WORDS=(vizfs pre); COMP_CWORD=1; _vizfs; echo \"\${COMPREPLY[*]}\"; COMP_WORDS=(vizfs mount c.json --no); COMP_CWORD=3; _vizfs; echo \"\${COMPREPLY[*]}\"" >"$T/compl" 2>&1
+grep -qx prefetch "$T/compl" && grep -qx -- --no-prefetch "$T/compl" && ok || fail "bash completion: $(cat "$T/compl")"
 expect_rc 0 "$VIZFS" info "$T/c.json" --prometheus
 # every sample line is "name{labels} value" and each metric has HELP/TYPE
 /usr/bin/python3 - "$T/out" <<'PY' && ok || fail "info --prometheus format"

@@ -266,9 +266,8 @@ static double merc_lat(double y)
 
 /* Extent in the TMS CRS and in lon/lat: the tiles with data at the deepest
  * level that has any, else the whole matrix set. */
-static void pyramid_extent(const struct vz_conf *c,
-			   const struct lv_range *lr, struct vz_bbox *crs,
-			   struct vz_bbox *ll)
+static void pyramid_extent(const struct vz_conf *c, const struct lv_range *lr,
+			   struct vz_bbox *crs, struct vz_bbox *ll)
 {
 	const struct vz_tms *t = c->tms;
 	int z;
@@ -308,8 +307,8 @@ static void stat_range(const struct vz_conf *c, const struct vz_wmts_input *in,
 		       int s, int z, struct vz_range *r)
 {
 	vz_conf_range(c, s, z, r);
-	if (c->range_mode == VZ_RANGE_PER_ZOOM && in->zrange &&
-	    in->zrange_ok && in->zrange_ok[z])
+	if (c->range_mode == VZ_RANGE_PER_ZOOM && in->zrange && in->zrange_ok &&
+	    in->zrange_ok[z])
 		for (int e = 0; e < 2; e++)
 			if (!r->set[e]) {
 				r->v[e] = in->zrange[z][s][e];
@@ -320,9 +319,10 @@ static void stat_range(const struct vz_conf *c, const struct vz_wmts_input *in,
 static const char *auto_end(const struct vz_conf *c, int e)
 {
 	if (c->range_mode == VZ_RANGE_PER_TILE)
-		return e ? "the maximum of each tile" : "the minimum of each tile";
-	return e ? "the maximum of the zoom level"
-		 : "the minimum of the zoom level";
+		return e ? "the maximum of each tile" :
+			   "the minimum of each tile";
+	return e ? "the maximum of the zoom level" :
+		   "the minimum of the zoom level";
 }
 
 /* One sentence on the palette and value range of a statistic. */
@@ -364,9 +364,10 @@ static int legend_text(const struct vz_conf *c, const struct vz_wmts_input *in,
 		if (same)
 			break;
 	}
-	rc = rc ? rc : bprintf(b, " (%s of %s, resampled by %s)",
-			       vz_agg_name(st->agg), st->property,
-			       vz_resample_name(st->resample));
+	rc = rc ? rc :
+		  bprintf(b, " (%s of %s, resampled by %s)",
+			  vz_agg_name(st->agg), st->property,
+			  vz_resample_name(st->resample));
 	if (!rc && st->has_nodata) {
 		rc = puts_buf(b, "; nodata value ");
 		rc = rc ? rc : put_num(b, st->nodata_val);
@@ -379,7 +380,7 @@ static int legend_text(const struct vz_conf *c, const struct vz_wmts_input *in,
 
 struct tms_desc {
 	const char *crs_urn;
-	bool lat_first;	    /* axis order of the CRS: lat,lon */
+	bool lat_first; /* axis order of the CRS: lat,lon */
 	double metres_per_unit;
 };
 
@@ -400,8 +401,8 @@ static void describe_tms(const struct vz_tms *t, struct tms_desc *d)
 		d->lat_first = false;
 		break;
 	}
-	d->metres_per_unit = t->geographic ? 2 * M_PI * EARTH_RADIUS / 360.0
-					   : 1.0;
+	d->metres_per_unit = t->geographic ? 2 * M_PI * EARTH_RADIUS / 360.0 :
+					     1.0;
 }
 
 /* "x y" in the CRS's axis order */
@@ -470,47 +471,57 @@ static int caps_layer(const struct vz_conf *c, const struct vz_wmts_input *in,
 		rc = rc ? rc : xml_text(b, (const char *)t.data);
 		vz_buf_free(&t);
 	}
-	rc = rc ? rc : puts_buf(b, "</ows:Abstract>\n"
-				   "      <ows:WGS84BoundingBox "
-				   "crs=\"urn:ogc:def:crs:OGC:2:84\">\n"
-				   "        <ows:LowerCorner>");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:Abstract>\n"
+			      "      <ows:WGS84BoundingBox "
+			      "crs=\"urn:ogc:def:crs:OGC:2:84\">\n"
+			      "        <ows:LowerCorner>");
 	rc = rc ? rc : bprintf(b, "%.9f %.9f", ll->left, ll->bottom);
-	rc = rc ? rc : puts_buf(b, "</ows:LowerCorner>\n"
-				   "        <ows:UpperCorner>");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:LowerCorner>\n"
+			      "        <ows:UpperCorner>");
 	rc = rc ? rc : bprintf(b, "%.9f %.9f", ll->right, ll->top);
-	rc = rc ? rc : puts_buf(b, "</ows:UpperCorner>\n"
-				   "      </ows:WGS84BoundingBox>\n"
-				   "      <ows:Identifier>");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:UpperCorner>\n"
+			      "      </ows:WGS84BoundingBox>\n"
+			      "      <ows:Identifier>");
 	rc = rc ? rc : xml_text(b, st->name);
-	rc = rc ? rc : puts_buf(b, "</ows:Identifier>\n"
-				   "      <ows:BoundingBox crs=\"");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:Identifier>\n"
+			      "      <ows:BoundingBox crs=\"");
 	rc = rc ? rc : puts_buf(b, d->crs_urn);
 	rc = rc ? rc : puts_buf(b, "\">\n        <ows:LowerCorner>");
 	rc = rc ? rc : put_corner(b, d, crs->left, crs->bottom);
-	rc = rc ? rc : puts_buf(b, "</ows:LowerCorner>\n"
-				   "        <ows:UpperCorner>");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:LowerCorner>\n"
+			      "        <ows:UpperCorner>");
 	rc = rc ? rc : put_corner(b, d, crs->right, crs->top);
-	rc = rc ? rc : puts_buf(b, "</ows:UpperCorner>\n"
-				   "      </ows:BoundingBox>\n"
-				   "      <Style isDefault=\"true\">\n"
-				   "        <ows:Title>");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:UpperCorner>\n"
+			      "      </ows:BoundingBox>\n"
+			      "      <Style isDefault=\"true\">\n"
+			      "        <ows:Title>");
 	rc = rc ? rc : xml_text(b, st->name);
-	rc = rc ? rc : puts_buf(b, " palette</ows:Title>\n"
-				   "        <ows:Identifier>default"
-				   "</ows:Identifier>\n"
-				   "        <LegendURL format=\"image/png\" "
-				   "xlink:href=\"");
+	rc = rc ? rc :
+		  puts_buf(b, " palette</ows:Title>\n"
+			      "        <ows:Identifier>default"
+			      "</ows:Identifier>\n"
+			      "        <LegendURL format=\"image/png\" "
+			      "xlink:href=\"");
 	legend_name(c, s, legend, sizeof legend, true);
 	rc = rc ? rc : put_url(b, in, legend);
-	rc = rc ? rc : bprintf(b, "\" width=\"%d\" height=\"%d\"/>\n",
-			       LEGEND_W, LEGEND_H);
-	rc = rc ? rc : puts_buf(b, "      </Style>\n"
-				   "      <Format>image/png</Format>\n"
-				   "      <TileMatrixSetLink>\n"
-				   "        <TileMatrixSet>");
+	rc = rc ? rc :
+		  bprintf(b, "\" width=\"%d\" height=\"%d\"/>\n", LEGEND_W,
+			  LEGEND_H);
+	rc = rc ? rc :
+		  puts_buf(b, "      </Style>\n"
+			      "      <Format>image/png</Format>\n"
+			      "      <TileMatrixSetLink>\n"
+			      "        <TileMatrixSet>");
 	rc = rc ? rc : xml_text(b, c->tms_id);
-	rc = rc ? rc : puts_buf(b, "</TileMatrixSet>\n"
-				   "        <TileMatrixSetLimits>\n");
+	rc = rc ? rc :
+		  puts_buf(b, "</TileMatrixSet>\n"
+			      "        <TileMatrixSetLimits>\n");
 	for (int z = c->z_min; z <= c->z_max && !rc; z++) {
 		/* A level without tiles gets the limits of the deepest
 		 * level's extent at its resolution (the schema wants
@@ -535,10 +546,11 @@ static int caps_layer(const struct vz_conf *c, const struct vz_wmts_input *in,
 			     "          </TileMatrixLimits>\n",
 			     z, y0, y1, x0, x1);
 	}
-	rc = rc ? rc : puts_buf(b, "        </TileMatrixSetLimits>\n"
-				   "      </TileMatrixSetLink>\n"
-				   "      <ResourceURL format=\"image/png\" "
-				   "resourceType=\"tile\" template=\"");
+	rc = rc ? rc :
+		  puts_buf(b, "        </TileMatrixSetLimits>\n"
+			      "      </TileMatrixSetLink>\n"
+			      "      <ResourceURL format=\"image/png\" "
+			      "resourceType=\"tile\" template=\"");
 	if (!rc && vz_wmts_template(c, s, "{TileMatrix}", "{TileCol}",
 				    "{TileRow}", tmpl, sizeof tmpl) < 0)
 		rc = -ENAMETOOLONG;
@@ -554,28 +566,32 @@ static int caps_tms(const struct vz_conf *c, const struct tms_desc *d,
 
 	rc = puts_buf(b, "    <TileMatrixSet>\n      <ows:Identifier>");
 	rc = rc ? rc : xml_text(b, c->tms_id);
-	rc = rc ? rc : puts_buf(b, "</ows:Identifier>\n"
-				   "      <ows:SupportedCRS>");
+	rc = rc ? rc :
+		  puts_buf(b, "</ows:Identifier>\n"
+			      "      <ows:SupportedCRS>");
 	rc = rc ? rc : puts_buf(b, d->crs_urn);
 	rc = rc ? rc : puts_buf(b, "</ows:SupportedCRS>\n");
 	for (int z = c->z_min; z <= c->z_max && !rc; z++) {
-		rc = bprintf(b, "      <TileMatrix>\n"
-				"        <ows:Identifier>%d</ows:Identifier>\n"
-				"        <ScaleDenominator>",
+		rc = bprintf(b,
+			     "      <TileMatrix>\n"
+			     "        <ows:Identifier>%d</ows:Identifier>\n"
+			     "        <ScaleDenominator>",
 			     z);
 		rc = rc ? rc : put_num(b, scale_denominator(c, d, z));
-		rc = rc ? rc : puts_buf(b, "</ScaleDenominator>\n"
-					   "        <TopLeftCorner>");
+		rc = rc ? rc :
+			  puts_buf(b, "</ScaleDenominator>\n"
+				      "        <TopLeftCorner>");
 		rc = rc ? rc : put_corner(b, d, t->left, t->top);
-		rc = rc ? rc : bprintf(b,
-				       "</TopLeftCorner>\n"
-				       "        <TileWidth>%u</TileWidth>\n"
-				       "        <TileHeight>%u</TileHeight>\n"
-				       "        <MatrixWidth>%u</MatrixWidth>\n"
-				       "        <MatrixHeight>%u</MatrixHeight>\n"
-				       "      </TileMatrix>\n",
-				       c->tile_w, c->tile_h,
-				       vz_tms_cols(t, z), vz_tms_rows(t, z));
+		rc = rc ? rc :
+			  bprintf(b,
+				  "</TopLeftCorner>\n"
+				  "        <TileWidth>%u</TileWidth>\n"
+				  "        <TileHeight>%u</TileHeight>\n"
+				  "        <MatrixWidth>%u</MatrixWidth>\n"
+				  "        <MatrixHeight>%u</MatrixHeight>\n"
+				  "      </TileMatrix>\n",
+				  c->tile_w, c->tile_h, vz_tms_cols(t, z),
+				  vz_tms_rows(t, z));
 	}
 	return rc ? rc : puts_buf(b, "    </TileMatrixSet>\n");
 }
@@ -596,8 +612,8 @@ static void default_title(const struct vz_conf *c, char *buf, size_t n)
 	buf[off < n ? off : n - 1] = '\0';
 }
 
-int vz_wmts_capabilities(const struct vz_conf *c, const struct vz_wmts_input *in,
-			 struct vz_buf *out)
+int vz_wmts_capabilities(const struct vz_conf *c,
+			 const struct vz_wmts_input *in, struct vz_buf *out)
 {
 	struct lv_range lr[VZ_MAX_ZOOM + 1];
 	struct vz_bbox crs, ll;
@@ -618,35 +634,37 @@ int vz_wmts_capabilities(const struct vz_conf *c, const struct vz_wmts_input *in
 	else
 		default_title(c, title, sizeof title);
 
-	rc = puts_buf(out,
-		      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		      "<Capabilities xmlns=\"http://www.opengis.net/wmts/1.0\"\n"
-		      "    xmlns:ows=\"http://www.opengis.net/ows/1.1\"\n"
-		      "    xmlns:xlink=\"http://www.w3.org/1999/xlink\"\n"
-		      "    xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"\n"
-		      "    xmlns:gml=\"http://www.opengis.net/gml\"\n"
-		      "    xsi:schemaLocation=\"http://www.opengis.net/wmts/1.0 "
-		      "http://schemas.opengis.net/wmts/1.0/"
-		      "wmtsGetCapabilities_response.xsd\"\n"
-		      "    version=\"1.0.0\">\n"
-		      "  <ows:ServiceIdentification>\n"
-		      "    <ows:Title>");
+	rc = puts_buf(
+		out,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<Capabilities xmlns=\"http://www.opengis.net/wmts/1.0\"\n"
+		"    xmlns:ows=\"http://www.opengis.net/ows/1.1\"\n"
+		"    xmlns:xlink=\"http://www.w3.org/1999/xlink\"\n"
+		"    xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"\n"
+		"    xmlns:gml=\"http://www.opengis.net/gml\"\n"
+		"    xsi:schemaLocation=\"http://www.opengis.net/wmts/1.0 "
+		"http://schemas.opengis.net/wmts/1.0/"
+		"wmtsGetCapabilities_response.xsd\"\n"
+		"    version=\"1.0.0\">\n"
+		"  <ows:ServiceIdentification>\n"
+		"    <ows:Title>");
 	rc = rc ? rc : xml_text(out, title);
-	rc = rc ? rc : puts_buf(out, "</ows:Title>\n"
-				     "    <ows:Abstract>PDG web tiles served "
-				     "by vizfs " VZ_VERSION
-				     "</ows:Abstract>\n"
-				     "    <ows:ServiceType>OGC WMTS"
-				     "</ows:ServiceType>\n"
-				     "    <ows:ServiceTypeVersion>1.0.0"
-				     "</ows:ServiceTypeVersion>\n"
-				     "  </ows:ServiceIdentification>\n"
-				     "  <Contents>\n");
+	rc = rc ? rc :
+		  puts_buf(out, "</ows:Title>\n"
+				"    <ows:Abstract>PDG web tiles served "
+				"by vizfs " VZ_VERSION "</ows:Abstract>\n"
+				"    <ows:ServiceType>OGC WMTS"
+				"</ows:ServiceType>\n"
+				"    <ows:ServiceTypeVersion>1.0.0"
+				"</ows:ServiceTypeVersion>\n"
+				"  </ows:ServiceIdentification>\n"
+				"  <Contents>\n");
 	for (size_t s = 0; s < c->n_stats && !rc; s++)
 		rc = caps_layer(c, in, lr, &d, &crs, &ll, (int)s, out);
 	rc = rc ? rc : caps_tms(c, &d, out);
-	rc = rc ? rc : puts_buf(out, "  </Contents>\n"
-				     "  <ServiceMetadataURL xlink:href=\"");
+	rc = rc ? rc :
+		  puts_buf(out, "  </Contents>\n"
+				"  <ServiceMetadataURL xlink:href=\"");
 	rc = rc ? rc : put_url(out, in, VZ_WMTS_CAPABILITIES);
 	return rc ? rc : puts_buf(out, "\"/>\n</Capabilities>\n");
 }
@@ -681,17 +699,20 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 	rc = rc ? rc : json_str(b, title);
 	rc = rc ? rc : puts_buf(b, ",\"tms\":");
 	rc = rc ? rc : json_str(b, c->tms_id);
-	rc = rc ? rc : bprintf(b, ",\"crs\":\"%s\",\"zmin\":%d,\"zmax\":%d,"
-				  "\"tile_w\":%u,\"tile_h\":%u,\"cols0\":%u,"
-				  "\"rows0\":%u,\"bounds\":[",
-			       c->tms->geographic ? "EPSG4326" : "EPSG3857",
-			       c->z_min, c->z_max, c->tile_w, c->tile_h,
-			       c->tms->cols0, c->tms->rows0);
+	rc = rc ? rc :
+		  bprintf(b,
+			  ",\"crs\":\"%s\",\"zmin\":%d,\"zmax\":%d,"
+			  "\"tile_w\":%u,\"tile_h\":%u,\"cols0\":%u,"
+			  "\"rows0\":%u,\"bounds\":[",
+			  c->tms->geographic ? "EPSG4326" : "EPSG3857",
+			  c->z_min, c->z_max, c->tile_w, c->tile_h,
+			  c->tms->cols0, c->tms->rows0);
 	/* [[south, west], [north, east]] as Leaflet wants it */
-	rc = rc ? rc : bprintf(b, "[%.9f,%.9f],[%.9f,%.9f]]", ll.bottom,
-			       ll.left, ll.top, ll.right);
-	if (!rc && vz_wmts_template(c, -1, "{z}", "{x}", "{y}", tmpl,
-				    sizeof tmpl) < 0)
+	rc = rc ? rc :
+		  bprintf(b, "[%.9f,%.9f],[%.9f,%.9f]]", ll.bottom, ll.left,
+			  ll.top, ll.right);
+	if (!rc &&
+	    vz_wmts_template(c, -1, "{z}", "{x}", "{y}", tmpl, sizeof tmpl) < 0)
 		rc = -ENAMETOOLONG;
 	rc = rc ? rc : puts_buf(b, ",\"tif\":");
 	rc = rc ? rc : json_str(b, tmpl);
@@ -700,8 +721,8 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 	for (int z = 0; z <= c->z_max && !rc; z++) {
 		rc = z ? puts_buf(b, ",") : 0;
 		if (!rc && lr[z].any)
-			rc = bprintf(b, "[%u,%u,%u,%u,%zu]", lr[z].x0,
-				     lr[z].y0, lr[z].x1, lr[z].y1, lr[z].n);
+			rc = bprintf(b, "[%u,%u,%u,%u,%zu]", lr[z].x0, lr[z].y0,
+				     lr[z].x1, lr[z].y1, lr[z].n);
 		else if (!rc)
 			rc = puts_buf(b, "null");
 	}
@@ -738,18 +759,21 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 		legend_name(c, (int)s, legend, sizeof legend, true);
 		rc = rc ? rc : puts_buf(b, ",\"legend\":");
 		rc = rc ? rc : json_str(b, legend);
-		rc = rc ? rc : bprintf(b, ",\"agg\":\"%s\",\"resample\":\"%s\","
-					  "\"property\":",
-				       vz_agg_name(st->agg),
-				       vz_resample_name(st->resample));
+		rc = rc ? rc :
+			  bprintf(b,
+				  ",\"agg\":\"%s\",\"resample\":\"%s\","
+				  "\"property\":",
+				  vz_agg_name(st->agg),
+				  vz_resample_name(st->resample));
 		rc = rc ? rc : json_str(b, st->property);
 		rc = rc ? rc : puts_buf(b, ",\"nodata_val\":");
-		rc = rc ? rc : json_num_or_null(b, st->has_nodata,
-						st->nodata_val);
+		rc = rc ? rc :
+			  json_num_or_null(b, st->has_nodata, st->nodata_val);
 		rc = rc ? rc : puts_buf(b, ",\"auto\":");
-		rc = rc ? rc : json_str(b, c->range_mode == VZ_RANGE_PER_TILE
-						   ? "tile"
-						   : "zoom");
+		rc = rc ? rc :
+			  json_str(b, c->range_mode == VZ_RANGE_PER_TILE ?
+					      "tile" :
+					      "zoom");
 		rc = rc ? rc : puts_buf(b, ",\"ranges\":[");
 		for (int z = 0; z <= c->z_max && !rc; z++) {
 			struct vz_range r;
@@ -936,8 +960,8 @@ int vz_wmts_site_new(const struct vz_conf *c, const struct vz_wmts_input *in,
 	if (asset("index.html.in") >= 0) {
 		struct vz_buf json = {0};
 		rc = viewer_json(c, in, luts, title, &json);
-		rc = rc ? rc : index_html(asset("index.html.in"), title, &json,
-					  &b);
+		rc = rc ? rc :
+			  index_html(asset("index.html.in"), title, &json, &b);
 		vz_buf_free(&json);
 		rc = rc ? rc : site_add(s, VZ_WMTS_INDEX, &b, NULL, 0);
 		if (rc)

@@ -63,8 +63,8 @@ struct vz_wmts_input {
  * @return 0, -ENOMEM, or VZ_E_CONFIG (a palette that does not parse).
  * Thread-safe.
  */
-int vz_wmts_capabilities(const struct vz_conf *c, const struct vz_wmts_input *in,
-			 struct vz_buf *out);
+int vz_wmts_capabilities(const struct vz_conf *c,
+			 const struct vz_wmts_input *in, struct vz_buf *out);
 
 /**
  * The URL template of the PNG tiles of statistic @p stat (or of the

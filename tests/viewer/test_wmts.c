@@ -143,12 +143,12 @@ static void two(const char *s, double *a, double *b)
 }
 
 /* the template with {TileMatrix} etc. replaced == vz_path_format() */
-static void check_template(const struct vz_conf *c, int stat,
-			   const char *tmpl, const struct vz_tile_key *k)
+static void check_template(const struct vz_conf *c, int stat, const char *tmpl,
+			   const struct vz_tile_key *k)
 {
 	char want[512], got[512], num[3][16];
-	struct vz_tile_ref r = {stat >= 0 ? VZ_KIND_PNG : VZ_KIND_GEOTIFF,
-				stat, *k};
+	struct vz_tile_ref r = {stat >= 0 ? VZ_KIND_PNG : VZ_KIND_GEOTIFF, stat,
+				*k};
 	const char *keys[3] = {"{TileMatrix}", "{TileCol}", "{TileRow}"};
 	size_t o = 0;
 
@@ -209,8 +209,7 @@ static void test_crs84(void)
 		CPLXMLNode *m = child(tms, "TileMatrix", z);
 		VT_EQ_INT(atoi(CPLGetXMLValue(m, "Identifier", "-1")), z);
 		/* 2x1 at z0: 2^(z+1) x 2^z */
-		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixWidth", "0")),
-			  2L << z);
+		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixWidth", "0")), 2L << z);
 		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixHeight", "0")),
 			  1L << z);
 		VT_EQ_INT(atoi(CPLGetXMLValue(m, "TileWidth", "0")), 256);
@@ -230,10 +229,11 @@ static void test_crs84(void)
 		const char *t = CPLGetXMLValue(l, "ResourceURL.template", "");
 		VT_CHECK(strcmp(CPLGetXMLValue(l, "Identifier", ""),
 				c->stats[s].name) == 0);
-		VT_CHECK(strcmp(CPLGetXMLValue(l, "Format", ""),
-				"image/png") == 0);
-		VT_CHECK(strcmp(CPLGetXMLValue(l, "TileMatrixSetLink."
-						  "TileMatrixSet",
+		VT_CHECK(strcmp(CPLGetXMLValue(l, "Format", ""), "image/png") ==
+			 0);
+		VT_CHECK(strcmp(CPLGetXMLValue(l,
+					       "TileMatrixSetLink."
+					       "TileMatrixSet",
 					       ""),
 				"WorldCRS84Quad") == 0);
 		for (int z = 0; z <= 5; z++)
@@ -251,8 +251,7 @@ static void test_crs84(void)
 				y0 = p.k[z][i].y < y0 ? p.k[z][i].y : y0;
 				y1 = p.k[z][i].y > y1 ? p.k[z][i].y : y1;
 			}
-			VT_EQ_INT(atoi(CPLGetXMLValue(m, "TileMatrix", "")),
-				  z);
+			VT_EQ_INT(atoi(CPLGetXMLValue(m, "TileMatrix", "")), z);
 			VT_EQ_INT(atol(CPLGetXMLValue(m, "MinTileCol", "")),
 				  x0);
 			VT_EQ_INT(atol(CPLGetXMLValue(m, "MaxTileCol", "")),
@@ -263,12 +262,12 @@ static void test_crs84(void)
 				  y1);
 		}
 		/* z5 tiles 3..5 x 2..4, 180/32 degrees each */
-		two(CPLGetXMLValue(l, "WGS84BoundingBox.LowerCorner", NULL),
-		    &a, &d);
+		two(CPLGetXMLValue(l, "WGS84BoundingBox.LowerCorner", NULL), &a,
+		    &d);
 		VT_NEAR(a, -180 + 3 * 5.625, 1e-8);
 		VT_NEAR(d, 90 - 5 * 5.625, 1e-8);
-		two(CPLGetXMLValue(l, "WGS84BoundingBox.UpperCorner", NULL),
-		    &a, &d);
+		two(CPLGetXMLValue(l, "WGS84BoundingBox.UpperCorner", NULL), &a,
+		    &d);
 		VT_NEAR(a, -180 + 6 * 5.625, 1e-8);
 		VT_NEAR(d, 90 - 2 * 5.625, 1e-8);
 		VT_CHECK(strstr(CPLGetXMLValue(l, "Style.LegendURL.href", ""),
@@ -280,12 +279,11 @@ static void test_crs84(void)
 			"web_tiles/polygon%20count/WorldCRS84Quad/"
 			"{TileMatrix}/{TileCol}/{TileRow}.png") != NULL);
 	/* the legend text carries the range, with the z_config override */
-	VT_CHECK(strstr(CPLGetXMLValue(child(cont, "Layer", 0), "Abstract",
-				       ""),
+	VT_CHECK(strstr(CPLGetXMLValue(child(cont, "Layer", 0), "Abstract", ""),
 			"from 0 to 1") != NULL);
-	VT_CHECK(strstr(CPLGetXMLValue(child(cont, "Layer", 1), "Abstract",
-				       ""),
-			"z3: 0 to 7; z4: 0 to the maximum of the zoom level") != NULL);
+	VT_CHECK(strstr(CPLGetXMLValue(child(cont, "Layer", 1), "Abstract", ""),
+			"z3: 0 to 7; z4: 0 to the maximum of the zoom level") !=
+		 NULL);
 	VT_CHECK(strstr((const char *)b.data, "xlink:href=\"viewer/legend-"
 					      "polygon%20count.png\"") != NULL);
 	CPLDestroyXMLNode(x);
@@ -295,17 +293,15 @@ static void test_crs84(void)
 	in.base_url = "https://example.org/tiles";
 	VT_EQ_INT(vz_wmts_capabilities(c, &in, &b), 0);
 	x = parse_caps(&b);
-	VT_CHECK(strcmp(CPLGetXMLValue(x,
-				       "=Capabilities.ServiceMetadataURL.href",
-				       ""),
-			"https://example.org/tiles/WMTSCapabilities.xml") ==
-		 0);
+	VT_CHECK(strcmp(CPLGetXMLValue(
+				x, "=Capabilities.ServiceMetadataURL.href", ""),
+			"https://example.org/tiles/WMTSCapabilities.xml") == 0);
 	VT_CHECK(strncmp(CPLGetXMLValue(x,
 					"=Capabilities.Contents.Layer."
 					"ResourceURL.template",
 					""),
-			 "https://example.org/tiles/web_tiles/coverage/", 45) ==
-		 0);
+			 "https://example.org/tiles/web_tiles/coverage/",
+			 45) == 0);
 	CPLDestroyXMLNode(x);
 	vz_buf_free(&b);
 	vz_conf_free(c);
@@ -333,8 +329,7 @@ static void test_wgs84_axis_order(void)
 		/* EPSG:4326 is lat,lon: the corner is "90 -180" */
 		VT_CHECK(strcmp(CPLGetXMLValue(m, "TopLeftCorner", ""),
 				"90 -180") == 0);
-		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixWidth", "0")),
-			  2L << z);
+		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixWidth", "0")), 2L << z);
 	}
 	l = CPLGetXMLNode(x, "=Capabilities.Contents.Layer");
 	/* WGS84BoundingBox stays lon,lat; the EPSG:4326 box is lat,lon */
@@ -369,8 +364,7 @@ static void test_webmercator(void)
 			"urn:ogc:def:crs:EPSG::3857") == 0);
 	for (int z = 0; z <= 5; z++) {
 		CPLXMLNode *m = child(tms, "TileMatrix", z);
-		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixWidth", "0")),
-			  1L << z);
+		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixWidth", "0")), 1L << z);
 		VT_EQ_INT(atol(CPLGetXMLValue(m, "MatrixHeight", "0")),
 			  1L << z);
 		VT_NEAR(CPLAtof(CPLGetXMLValue(m, "ScaleDenominator", "0")),
@@ -434,10 +428,10 @@ static void test_gdal_reads_it(const char *tms, double px)
 		VT_EQ_INT(GDALGetGeoTransform(ds, gt), CE_None);
 		VT_NEAR(gt[1], px, px * 1e-9);
 		VT_NEAR(gt[5], -px, px * 1e-9);
-		VT_NEAR(gt[0], (-180 + 3 * 5.625) * (px > 1 ? 0 : 1) +
-				       (px > 1 ? -20037508.342789244 +
-							 3 * 256 * px
-						: 0),
+		VT_NEAR(gt[0],
+			(-180 + 3 * 5.625) * (px > 1 ? 0 : 1) +
+				(px > 1 ? -20037508.342789244 + 3 * 256 * px :
+					  0),
 			px * 1e-3);
 		GDALClose(ds);
 	}
@@ -483,8 +477,8 @@ static void test_short_paths(void)
 	x = parse_caps(&b);
 	tms = CPLGetXMLNode(x, "=Capabilities.Contents.TileMatrixSet");
 	VT_EQ_INT(count(tms, "TileMatrix"), 3);
-	VT_EQ_INT(atoi(CPLGetXMLValue(child(tms, "TileMatrix", 0),
-				      "Identifier", "")),
+	VT_EQ_INT(atoi(CPLGetXMLValue(child(tms, "TileMatrix", 0), "Identifier",
+				      "")),
 		  2);
 	VT_CHECK(strcmp(CPLGetXMLValue(x,
 				       "=Capabilities.Contents.Layer."
@@ -644,7 +638,8 @@ int main(void)
 	test_webmercator();
 	test_gdal_reads_it("WorldCRS84Quad", 180.0 / 32 / 256);
 	test_gdal_reads_it("WGS1984Quad", 180.0 / 32 / 256);
-	test_gdal_reads_it("WebMercatorQuad", 2 * 20037508.342789244 / 32 / 256);
+	test_gdal_reads_it("WebMercatorQuad",
+			   2 * 20037508.342789244 / 32 / 256);
 	test_short_paths();
 	test_site();
 	return vt_done("test_wmts");

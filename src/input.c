@@ -140,16 +140,38 @@ static int add_raw(struct list *l, const char *path, const char *dir)
 	return 0;
 }
 
+/* The directories being walked, innermost first: a symbolic link back to
+ * one of them is a cycle, and following it would never end. */
+struct walk_dir {
+	dev_t dev;
+	ino_t ino;
+	const struct walk_dir *up;
+};
+
 /* Recursive walk for names ending in ext, skipping hidden entries (the
  * cache directory .vizfs-cache lives below dir_input by default). */
 static int walk(struct list *l, const char *dir, const char *root,
-		const char *ext, int depth)
+		const char *ext, int depth, const struct walk_dir *up)
 {
 	struct dirent **ents = NULL;
+	struct walk_dir self = {0, 0, up};
+	struct stat ds;
 	int n, rc = 0;
 
 	if (depth > 64)
 		return 0;
+	if (stat(dir, &ds) == 0) {
+		for (const struct walk_dir *a = up; a; a = a->up) {
+			if (a->dev == ds.st_dev && a->ino == ds.st_ino) {
+				vz_log(VZ_LOG_WARN,
+				       "%s: symbolic link cycle, not followed",
+				       dir);
+				return 0;
+			}
+		}
+		self.dev = ds.st_dev;
+		self.ino = ds.st_ino;
+	}
 	n = scandir(dir, &ents, NULL, alphasort);
 	if (n < 0) {
 		rc = -errno;
@@ -171,7 +193,7 @@ static int walk(struct list *l, const char *dir, const char *root,
 		if (stat(p, &sb) != 0) {
 			/* dangling link: not an input */
 		} else if (S_ISDIR(sb.st_mode)) {
-			rc = walk(l, p, root, ext, depth + 1);
+			rc = walk(l, p, root, ext, depth + 1, &self);
 		} else if (S_ISREG(sb.st_mode) && ends_with(name, ext)) {
 			rc = add_raw(l, p, root);
 		}
@@ -332,7 +354,7 @@ int vz_inputs_discover(const struct vz_conf *c, const char *const *files,
 	} else {
 		if (mode != VZ_INPUT_STAGED) {
 			rc = walk(&l, c->dir_input, c->dir_input, c->ext_input,
-				  0);
+				  0, NULL);
 			if (rc == -ENOENT && mode == VZ_INPUT_AUTO)
 				rc = 0;
 			if (rc)

@@ -86,7 +86,7 @@ static int file_info(const char *path, int64_t *size, int64_t *mt)
 	if (stat(path, &sb) != 0)
 		return -errno;
 	if (!S_ISREG(sb.st_mode))
-		return -EISDIR;
+		return S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
 	*size = sb.st_size;
 	*mt = mtime_ns(&sb);
 	if (n > 4 && strcasecmp(path + n - 4, ".shp") == 0) {
@@ -134,7 +134,8 @@ static int add_raw(struct list *l, const char *path, const char *dir)
 		return rc;
 	if (rc) {
 		vz_err_set("%s: cannot read input file: %s", path,
-			   vz_strerror(rc));
+			   rc == -EINVAL ? "not a regular file" :
+					   vz_strerror(rc));
 		return VZ_E_INPUT;
 	}
 	return 0;

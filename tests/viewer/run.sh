@@ -79,6 +79,22 @@ http {
 		listen 127.0.0.1:$port;
 		location /export/ { alias $T/exp/; }
 		location /export3857/ { alias $T/exp3857/; }
+		# GIS clients want absolute URLs in the WMTS document: the
+		# recipe for docs/operations, rewriting them at the server
+		location /abs/ {
+			alias $T/exp/;
+			sub_filter_types text/xml application/xml;
+			sub_filter 'template="' 'template="http://\$http_host/abs/';
+			sub_filter 'xlink:href="' 'xlink:href="http://\$http_host/abs/';
+			sub_filter_once off;
+		}
+		location /abs3857/ {
+			alias $T/exp3857/;
+			sub_filter_types text/xml application/xml;
+			sub_filter 'template="' 'template="http://\$http_host/abs3857/';
+			sub_filter 'xlink:href="' 'xlink:href="http://\$http_host/abs3857/';
+			sub_filter_once off;
+		}
 		location /mnt/ { alias $T/mnt/; }
 	}
 }
@@ -104,18 +120,14 @@ expect_rc 0 $CHECK caps "$T/exp/WMTSCapabilities.xml" WGS1984Quad $STATS
 sed 's/^/  /' "$T/out"
 expect_rc 0 $CHECK caps "$T/exp3857/WMTSCapabilities.xml" WebMercatorQuad $STATS
 sed 's/^/  /' "$T/out"
-# GDAL cannot resolve relative ResourceURL templates: give it the document
-# as vizfs writes it with a base URL (vz_wmts_input.base_url)
-absolute() { # absolute DIR URL: DIR/WMTSCapabilities.xml with base URL
-	sed "s#template=\"#template=\"$2#; s#xlink:href=\"#xlink:href=\"$2#" \
-		"$1/WMTSCapabilities.xml"
-}
-absolute "$T/exp" "http://127.0.0.1:$port/export/" >"$T/abs.xml"
-absolute "$T/exp3857" "http://127.0.0.1:$port/export3857/" >"$T/abs3857.xml"
+# GDAL cannot resolve relative ResourceURL templates: it reads the document
+# through nginx's sub_filter, which makes them absolute
 for z in 6 9; do
-	expect_rc 0 $CHECK gdal_wmts "$T/abs.xml" "$T/exp" WGS1984Quad $z 128
+	expect_rc 0 $CHECK gdal_wmts "http://127.0.0.1:$port/abs/WMTSCapabilities.xml" \
+		"$T/exp" WGS1984Quad $z 128
 	sed 's/^/  /' "$T/out"
-	expect_rc 0 $CHECK gdal_wmts "$T/abs3857.xml" "$T/exp3857" WebMercatorQuad $z 128
+	expect_rc 0 $CHECK gdal_wmts "http://127.0.0.1:$port/abs3857/WMTSCapabilities.xml" \
+		"$T/exp3857" WebMercatorQuad $z 128
 	sed 's/^/  /' "$T/out"
 done
 

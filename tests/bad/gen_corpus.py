@@ -267,6 +267,19 @@ def vector_cases(root):
         note="gpkg (also in a subdirectory) + geojson + shp + other files, "
              "ext_input .gpkg: only the .gpkg files are read")
 
+    def odd_files(d):
+        # a link cycle (to the directory itself and to an ancestor), a
+        # dangling link and a FIFO, all with the input extension
+        os.symlink(".", os.path.join(d, "loop"))
+        os.makedirs(os.path.join(d, "sub"))
+        os.symlink("..", os.path.join(d, "sub", "up"))
+        os.symlink("/nonexistent/x.gpkg", os.path.join(d, "dangling.gpkg"))
+        os.mkfifo(os.path.join(d, "fifo.gpkg"))
+    add("odd-files", odd_files, 0, ["symbolic link cycle"],
+        info={"inputs": 1},
+        note="symbolic link cycles, a dangling link and a FIFO named "
+             "*.gpkg in dir_input: no hang, the good file is read once")
+
     def nonpoly(d):
         write_layer(os.path.join(d, "bad.gpkg"), [
             ("POINT (10 10)", {ATTR: 1}),

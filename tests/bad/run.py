@@ -511,12 +511,13 @@ def main():
                     continue
             print("case %s (%s): %s" % (case["name"], case["kind"],
                                         case["note"]), flush=True)
-            n0 = ctx.failed
+            n0, tc = ctx.failed, time.time()
             for fn in CHECKS:
                 fn(case, ctx)
             ctx.prefix = []
-            if ctx.failed == n0:
-                print("  ok", flush=True)
+            print("  %s (%.1f s)" % ("ok" if ctx.failed == n0 else
+                                     "FAILED", time.time() - tc),
+                  flush=True)
         ref = os.path.join(tmp, "corpus", "ref-gpkg-11.json")
         ctx.ref_tiles({"ref": ref})
         valid, pcs = path_cases(os.path.join(tmp, "corpus"), ref)

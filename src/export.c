@@ -15,6 +15,7 @@
 #include "build_i.h"
 #include "vizfs/geotiff.h"
 #include "vizfs/staged.h"
+#include "vizfs/wmts.h"
 
 /* ---- Python-compatible float formatting (repr) -------------------------- */
 
@@ -528,6 +529,25 @@ static int export_task(void *ud, void *ctx, size_t i)
 	return rc;
 }
 
+/* WMTSCapabilities.xml, index.html and viewer/ at the root (src/wmts.c). */
+static int export_site(struct vz_builder *b, const char *dir)
+{
+	struct vz_wmts_input in;
+	struct vz_wmts_site *site = NULL;
+	int rc;
+
+	memset(&in, 0, sizeof in);
+	for (int z = b->c->z_min; z <= b->c->z_max; z++) {
+		in.level[z].keys = b->level[z].k;
+		in.level[z].n = b->level[z].n;
+	}
+	rc = vz_wmts_site_new(b->c, &in, &site);
+	if (!rc)
+		rc = vz_wmts_site_write(site, dir);
+	vz_wmts_site_free(site);
+	return rc;
+}
+
 static void export_progress(void *ud, size_t done, size_t total)
 {
 	struct vz_builder *b = ud;
@@ -581,6 +601,8 @@ int vz_builder_export(struct vz_builder *b, const char *dir)
 		rc = vz_builder_rasters_csv(b, &csv);
 	if (!rc)
 		rc = write_file(dir, "rasters_summary.csv", csv.data, csv.len);
+	if (!rc)
+		rc = export_site(b, dir);
 out:
 	vz_buf_free(&csv);
 	free(j.keys);

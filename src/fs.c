@@ -17,6 +17,7 @@
 
 #include "vizfs/path.h"
 #include "vizfs/tms.h"
+#include "vizfs/wmts.h"
 
 /*
  * Inode layout (no table, so nothing to forget):
@@ -56,7 +57,13 @@ enum {
 	INO_META_DIR,
 	INO_STATUS,
 	INO_METRICS,
+	INO_VIEWER_DIR, /* viewer/ of the WMTS site */
 };
+
+/* Files of the WMTS site (WMTSCapabilities.xml, index.html, viewer/...):
+ * INO_SITE_BASE + index in the vz_wmts_site, below 64 (tree 0). */
+#define INO_SITE_BASE 16
+#define INO_SITE_END 64
 
 #define NAME_STAGING_CSV "staging_summary.csv"
 #define NAME_RASTERS_CSV "rasters_summary.csv"
@@ -111,6 +118,9 @@ struct vz_fs {
 	pthread_key_t buf_key;	   /* per-thread read buffer */
 	pthread_mutex_t time_lock; /* guards: last_mtime */
 	struct timespec last_mtime;
+	pthread_mutex_t site_lock; /* guards: site, site_rc */
+	struct vz_wmts_site *site; /* built once from the index, immutable */
+	int site_rc;
 };
 
 struct node {
@@ -726,6 +736,91 @@ static void reply_special_entry(struct vz_fs *fs, fuse_req_t req,
 	fuse_reply_entry(req, &e);
 }
 
+/* ---- the WMTS document and the map viewer (src/wmts.c) ------------------ */
+
+/* The site, built once after the tile index is ready; NULL on failure. */
+static const struct vz_wmts_site *site_get(struct vz_fs *fs)
+{
+	const struct vz_wmts_site *s;
+
+	if (vz_service_wait_index(fs->s))
+		return NULL;
+	pthread_mutex_lock(&fs->site_lock);
+	if (!fs->site && !fs->site_rc) {
+		struct vz_wmts_input in;
+
+		memset(&in, 0, sizeof in);
+		for (int z = fs->c->z_min; z <= fs->c->z_max; z++)
+			vz_service_level(fs->s, z, &in.level[z].keys,
+					 &in.level[z].n);
+		fs->site_rc = vz_wmts_site_new(fs->c, &in, &fs->site);
+		if (fs->site_rc)
+			vz_log(VZ_LOG_ERR, "%s: %s", VZ_WMTS_CAPABILITIES,
+			       vz_err_msg()[0] ? vz_err_msg()
+					       : vz_strerror(fs->site_rc));
+		else if (vz_wmts_site_count(fs->site) >
+			 INO_SITE_END - INO_SITE_BASE)
+			vz_log(VZ_LOG_WARN, "viewer: %zu files, only %d shown",
+			       vz_wmts_site_count(fs->site),
+			       INO_SITE_END - INO_SITE_BASE);
+	}
+	s = fs->site;
+	pthread_mutex_unlock(&fs->site_lock);
+	return s;
+}
+
+static bool is_site_ino(fuse_ino_t ino)
+{
+	return ino >= INO_SITE_BASE && ino < INO_SITE_END;
+}
+
+/* The site file of inode @p ino, or NULL. */
+static const struct vz_wmts_file *site_file(struct vz_fs *fs, fuse_ino_t ino)
+{
+	if (!is_site_ino(ino))
+		return NULL;
+	return vz_wmts_site_file(site_get(fs), (size_t)(ino - INO_SITE_BASE));
+}
+
+/* Reply to a lookup of @p name in the root (@p in_viewer false) or in
+ * viewer/.  @return false if the name is not part of the site. */
+static bool site_lookup(struct vz_fs *fs, fuse_req_t req, const char *name,
+			bool in_viewer)
+{
+	const struct vz_wmts_site *s;
+	struct fuse_entry_param e;
+	char path[512];
+
+	if (!in_viewer && strcmp(name, VZ_WMTS_CAPABILITIES) &&
+	    strcmp(name, VZ_WMTS_INDEX) && strcmp(name, VZ_WMTS_VIEWER_DIR))
+		return false;
+	s = site_get(fs);
+	if (!s)
+		return false;
+	snprintf(path, sizeof path, "%s%s%s",
+		 in_viewer ? VZ_WMTS_VIEWER_DIR : "", in_viewer ? "/" : "",
+		 name);
+	memset(&e, 0, sizeof e);
+	e.generation = atomic_load(&fs->generation);
+	e.attr_timeout = e.entry_timeout = VZ_FS_TTL;
+	if (!in_viewer && vz_wmts_site_is_dir(s, path)) {
+		e.ino = INO_VIEWER_DIR;
+		fill_attr(fs, e.ino, true, 0, NULL, &e.attr);
+		fuse_reply_entry(req, &e);
+		return true;
+	}
+	for (size_t i = 0; i < vz_wmts_site_count(s); i++) {
+		const struct vz_wmts_file *f = vz_wmts_site_file(s, i);
+		if (strcmp(f->path, path) || i >= INO_SITE_END - INO_SITE_BASE)
+			continue;
+		e.ino = INO_SITE_BASE + i;
+		fill_attr(fs, e.ino, false, f->len, NULL, &e.attr);
+		fuse_reply_entry(req, &e);
+		return true;
+	}
+	return false;
+}
+
 /* ---- per-thread read buffer --------------------------------------------- */
 
 static void buf_destroy(void *p)
@@ -912,6 +1007,8 @@ static void lookup_root(struct vz_fs *fs, fuse_req_t req, const char *name)
 		reply_special_entry(fs, req, INO_META_DIR);
 		return;
 	}
+	if (site_lookup(fs, req, name, false))
+		return;
 	for (size_t i = 0; i < VZ_ARRAY_SIZE(trees); i++) {
 		struct node n = {.tree = trees[i].tree};
 
@@ -952,6 +1049,15 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			reply_special_entry(fs, req, INO_METRICS);
 		else
 			reply_negative(req);
+		return;
+	}
+	if (parent == INO_VIEWER_DIR) {
+		if (!site_lookup(fs, req, name, true))
+			reply_negative(req);
+		return;
+	}
+	if (is_site_ino(parent)) {
+		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
 	if (!node_decode(fs, parent, &n)) {
@@ -1023,8 +1129,18 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct node n;
 	int which;
 
-	if (ino == INO_ROOT || ino == INO_META_DIR) {
+	if (ino == INO_ROOT || ino == INO_META_DIR || ino == INO_VIEWER_DIR) {
 		fill_attr(fs, ino, true, 0, NULL, &st);
+		fuse_reply_attr(req, &st, VZ_FS_TTL);
+		return;
+	}
+	if (is_site_ino(ino)) {
+		const struct vz_wmts_file *f = site_file(fs, ino);
+		if (!f) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		fill_attr(fs, ino, false, f->len, NULL, &st);
 		fuse_reply_attr(req, &st, VZ_FS_TTL);
 		return;
 	}
@@ -1074,6 +1190,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (special_snap(ino) >= 0) {
 		fi->direct_io = 1;
+	} else if (site_file(fs, ino)) {
+		fi->keep_cache = 1;
 	} else if (node_decode(fs, ino, &n) && node_is_file(fs, &n)) {
 		fi->keep_cache = 1;
 	} else {
@@ -1110,6 +1228,19 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_err(req, ENOMEM);
 		else
 			fuse_reply_buf(req, (const char *)b->data, b->len);
+		return;
+	}
+	if (is_site_ino(ino)) {
+		const struct vz_wmts_file *f = site_file(fs, ino);
+		if (!f)
+			fuse_reply_err(req, ENOENT);
+		else if (off < 0 || (uint64_t)off >= f->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, (const char *)f->data + off,
+				       f->len - (size_t)off < size
+					       ? f->len - (size_t)off
+					       : size);
 		return;
 	}
 	if (!node_decode(fs, ino, &n) || !node_is_file(fs, &n)) {
@@ -1201,6 +1332,41 @@ static bool dir_child(void *ud, uint32_t v)
 		       (off_t)v + COOKIE_BASE);
 }
 
+/* List the site's files of the root or of viewer/ after cookie @p ck. */
+static bool site_list(struct dirbuf *d, bool in_viewer, off_t off, off_t ck)
+{
+	const struct vz_wmts_site *s = site_get(d->fs);
+	const size_t vl = strlen(VZ_WMTS_VIEWER_DIR);
+	bool dir_done = false;
+
+	for (size_t i = 0; s && i < vz_wmts_site_count(s) &&
+			   i < INO_SITE_END - INO_SITE_BASE;
+	     i++) {
+		const struct vz_wmts_file *f = vz_wmts_site_file(s, i);
+		const char *slash = strchr(f->path, '/');
+		bool viewer = slash && (size_t)(slash - f->path) == vl &&
+			      !strncmp(f->path, VZ_WMTS_VIEWER_DIR, vl);
+
+		if (!in_viewer && viewer && !dir_done) {
+			/* the viewer/ directory, at its first file's place */
+			dir_done = true;
+			ck++;
+			if (off < ck && !dir_add(d, VZ_WMTS_VIEWER_DIR,
+						 INO_VIEWER_DIR, true, true, ck))
+				return false;
+			continue;
+		}
+		if (in_viewer != viewer || (!viewer && slash) ||
+		    (viewer && strchr(slash + 1, '/')))
+			continue;
+		ck++;
+		if (off < ck && !dir_add(d, viewer ? slash + 1 : f->path,
+					 INO_SITE_BASE + i, false, false, ck))
+			return false;
+	}
+	return true;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       bool plus)
 {
@@ -1210,7 +1376,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_ino_t pino = INO_ROOT;
 	int rc = 0;
 
-	if (ino != INO_ROOT && ino != INO_META_DIR) {
+	if (ino != INO_ROOT && ino != INO_META_DIR && ino != INO_VIEWER_DIR) {
 		if (!node_decode(fs, ino, &n)) {
 			fuse_reply_err(req, ENOTDIR);
 			return;
@@ -1256,9 +1422,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			     false, ck + 1))
 			goto out;
 		ck++;
-		if (off < ck + 1)
-			dir_add(&d, NAME_RASTERS_CSV, INO_RASTERS_CSV, false,
-				false, ck + 1);
+		if (off < ck + 1 &&
+		    !dir_add(&d, NAME_RASTERS_CSV, INO_RASTERS_CSV, false,
+			     false, ck + 1))
+			goto out;
+		ck++;
+		site_list(&d, false, off, ck);
+	} else if (ino == INO_VIEWER_DIR) {
+		site_list(&d, true, off, COOKIE_BASE);
 	} else if (ino == INO_META_DIR) {
 		if (off < COOKIE_BASE + 1 &&
 		    !dir_add(&d, NAME_STATUS, INO_STATUS, false, false,
@@ -1490,6 +1661,7 @@ int vz_fs_new(const struct vz_conf *c, struct vz_fs **out)
 	clock_gettime(CLOCK_REALTIME, &fs->t0);
 	fs->last_mtime = fs->t0;
 	pthread_mutex_init(&fs->time_lock, NULL);
+	pthread_mutex_init(&fs->site_lock, NULL);
 	pthread_rwlock_init(&fs->swap, NULL);
 	for (int i = 0; i < N_SNAPS; i++)
 		pthread_mutex_init(&fs->snaps[i].lock, NULL);
@@ -1517,6 +1689,11 @@ int vz_fs_new(const struct vz_conf *c, struct vz_fs **out)
 void vz_fs_set_service(struct vz_fs *fs, struct vz_service *s)
 {
 	fs->s = s;
+	/* a new service has a new tile index: the site is made again */
+	pthread_mutex_lock(&fs->site_lock);
+	VZ_FREEF(vz_wmts_site_free, fs->site);
+	fs->site_rc = 0;
+	pthread_mutex_unlock(&fs->site_lock);
 	/* New inode generations: the kernel drops what it cached of the old
 	 * files at their next lookup (fuse_iget sees a stale inode). */
 	atomic_fetch_add(&fs->generation, 1);
@@ -1542,7 +1719,8 @@ void vz_fs_invalidate(struct vz_fs *fs, struct fuse_session *se)
 {
 	static const char *const top[] = {
 		VZ_DIR_WEB_TILES, VZ_DIR_GEOTIFF, VZ_DIR_STAGED,
-		"staging_summary.csv", "rasters_summary.csv", ".vizfs"};
+		"staging_summary.csv", "rasters_summary.csv", ".vizfs",
+		VZ_WMTS_CAPABILITIES, VZ_WMTS_INDEX, VZ_WMTS_VIEWER_DIR};
 
 	(void)fs;
 	for (size_t i = 0; i < VZ_ARRAY_SIZE(top); i++)
@@ -1560,6 +1738,8 @@ void vz_fs_free(struct vz_fs *fs)
 		pthread_mutex_destroy(&fs->snaps[i].lock);
 	}
 	pthread_mutex_destroy(&fs->time_lock);
+	vz_wmts_site_free(fs->site);
+	pthread_mutex_destroy(&fs->site_lock);
 	pthread_rwlock_destroy(&fs->swap);
 	pthread_key_delete(fs->buf_key);
 	free(fs);

@@ -361,7 +361,8 @@ def test_single_flight(T, conf, ref):
     st0 = m.wait_status(lambda s: s["indexed"], 60)
     check(st0["indexed"] and st0["tiles_rendered"] == 0,
           "fresh --no-prefetch mount: %s" % st0)
-    files = sorted(p for p in tree_files(ref)[0] if p.endswith(".png"))
+    files = sorted(p for p in tree_files(ref)[0]
+                   if p.startswith("web_tiles/") and p.endswith(".png"))
     zmax = max(int(p.split("/")[3]) for p in files)
     deep = [p for p in files if int(p.split("/")[3]) == zmax]
     target = deep[0]

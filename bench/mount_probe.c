@@ -5,11 +5,12 @@
  *	Read each file of LIST (one path a line) once, in order; print one
  *	line per file: "<ns> <bytes> <path>" (ns -1 and errno text on error).
  *
- * mount_probe warm PASSES LIST_A LIST_B
- *	Read all files of A, then all of B (B first on odd passes), PASSES
- *	times after one untimed warm-up pass each.  Prints for A and B:
- *	"<label> ops p50_ns p99_ns mean_ns bytes_per_pass median_pass_ns
- *	best_pass_ns".
+ * mount_probe warm PASSES DIR_A DIR_B LIST
+ *	LIST holds paths relative to both directories (opened with openat,
+ *	so both sides walk the same path components).  Reads all files under
+ *	A, then all under B (B first on odd passes), PASSES times after one
+ *	untimed warm-up pass each.  Prints for A and B: "<label> ops p50_ns
+ *	p99_ns mean_ns bytes_per_pass median_pass_ns best_pass_ns".
  *
  * Each measurement is clock_gettime(CLOCK_MONOTONIC) around open(O_RDONLY),
  * read() of 128 KiB until it returns 0, close().  Built by bench/mount
@@ -35,11 +36,12 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* open+read+close of @p path; bytes read into *@p bytes; -errno or ns */
-static int64_t read_file(const char *path, int64_t *bytes)
+/* open+read+close of @p path (relative to @p dir, or AT_FDCWD); bytes
+ * read into *@p bytes; -errno or ns */
+static int64_t read_file(int dir, const char *path, int64_t *bytes)
 {
 	int64_t t0 = now_ns(), total = 0;
-	int fd = open(path, O_RDONLY);
+	int fd = openat(dir, path, O_RDONLY);
 	ssize_t n;
 
 	if (fd < 0)
@@ -113,7 +115,7 @@ static int cold(const char *list)
 	int bad = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int64_t bytes = 0, ns = read_file(v[i], &bytes);
+		int64_t bytes = 0, ns = read_file(AT_FDCWD, v[i], &bytes);
 
 		if (ns < 0) {
 			printf("-1 0 %s %s\n", v[i], strerror((int)-ns));
@@ -129,6 +131,7 @@ static int cold(const char *list)
 
 struct side {
 	const char *label;
+	int dir;
 	char **files;
 	size_t n;
 	int64_t *ops;	/* passes * n latencies */
@@ -143,7 +146,7 @@ static int run_pass(struct side *s, int rec, int p)
 	int64_t t0 = now_ns(), bytes = 0;
 
 	for (size_t i = 0; i < s->n; i++) {
-		int64_t b = 0, ns = read_file(s->files[i], &b);
+		int64_t b = 0, ns = read_file(s->dir, s->files[i], &b);
 
 		if (ns < 0) {
 			fprintf(stderr, "mount_probe: %s: %s\n", s->files[i],
@@ -175,13 +178,19 @@ static void report(struct side *s, int passes)
 	       (long long)s->pass[0]);
 }
 
-static int warm(int passes, const char *la, const char *lb)
+static int warm(int passes, const char *da, const char *db, const char *list)
 {
 	struct side sd[2] = {{.label = "A"}, {.label = "B"}};
+	const char *dirs[2] = {da, db};
 
-	sd[0].files = load_list(la, &sd[0].n);
-	sd[1].files = load_list(lb, &sd[1].n);
 	for (int k = 0; k < 2; k++) {
+		sd[k].files = load_list(list, &sd[k].n);
+		sd[k].dir = open(dirs[k], O_RDONLY | O_DIRECTORY);
+		if (sd[k].dir < 0) {
+			fprintf(stderr, "mount_probe: %s: %s\n", dirs[k],
+				strerror(errno));
+			return 2;
+		}
 		if (sd[k].n == 0) {
 			fprintf(stderr, "mount_probe: empty list\n");
 			return 2;
@@ -209,9 +218,9 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "cold") == 0)
 		return cold(argv[2]);
-	if (argc == 5 && strcmp(argv[1], "warm") == 0 && atoi(argv[2]) > 0)
-		return warm(atoi(argv[2]), argv[3], argv[4]);
+	if (argc == 6 && strcmp(argv[1], "warm") == 0 && atoi(argv[2]) > 0)
+		return warm(atoi(argv[2]), argv[3], argv[4], argv[5]);
 	fprintf(stderr, "usage: mount_probe cold LIST | "
-			"mount_probe warm PASSES LIST_A LIST_B\n");
+			"mount_probe warm PASSES DIR_A DIR_B LIST\n");
 	return 2;
 }

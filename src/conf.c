@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cpl_error.h>
+#include <ogr_srs_api.h>
+
 #include "vizfs/palette.h"
 
 #define MAX_CONF_BYTES (16u << 20)
@@ -697,6 +700,40 @@ static int collect_attrs(struct vz_conf *c)
 	return 0;
 }
 
+/*
+ * Neighbor keep rules over input columns need the values in the staged
+ * records, which carry only vz_conf.attrs: add those columns (read as
+ * numbers like statistic attributes; the footprints method reads its rule
+ * properties from the footprint files instead).
+ */
+static int collect_keep_attrs(struct vz_conf *c)
+{
+	if (!c->dedup_method || strcmp(c->dedup_method, "neighbor"))
+		return 0;
+	for (size_t i = 0; i < c->n_keep_rules; i++) {
+		struct vz_keep_rule *r = &c->keep_rules[i];
+		size_t j;
+
+		if (r->src != VZ_KEEP_ATTR)
+			continue;
+		for (j = 0; j < c->n_attrs; j++)
+			if (strcmp(c->attrs[j], r->property) == 0)
+				break;
+		if (j == c->n_attrs) {
+			char **a =
+				realloc(c->attrs, (c->n_attrs + 1) * sizeof *a);
+			if (!a)
+				return nomem();
+			c->attrs = a;
+			if (!(a[j] = strdup(r->property)))
+				return nomem();
+			c->n_attrs++;
+		}
+		r->attr = (int)j;
+	}
+	return 0;
+}
+
 /* ---- top-level keys ----------------------------------------------------- */
 
 enum kkind {
@@ -756,13 +793,13 @@ static const struct kspec keys[] = {
 	{"dir_geotiff_remote", K_STR_NULL_IGN, 0},
 	{"dir_footprints_local", K_STR_NULL_IGN, 0},
 	{"dir_footprints_remote", K_STR_NULL_IGN, 0},
-	{"deduplicate_keep_rules", K_LIST_IGN, 0},
-	{"deduplicate_overlap_tolerance", K_NUM_IGN, 0},
-	{"deduplicate_overlap_both", K_BOOL_IGN, 0},
-	{"deduplicate_centroid_tolerance", K_NUM_NULL_IGN, 0},
-	{"deduplicate_distance_crs", K_STR_IGN, 0},
-	{"deduplicate_clip_to_footprint", K_BOOL_IGN, 0},
-	{"deduplicate_clip_method", K_STR_IGN, 0},
+	{"deduplicate_keep_rules", K_SPECIAL, 0},
+	{"deduplicate_overlap_tolerance", K_SPECIAL, 0},
+	{"deduplicate_overlap_both", K_SPECIAL, 0},
+	{"deduplicate_centroid_tolerance", K_SPECIAL, 0},
+	{"deduplicate_distance_crs", K_SPECIAL, 0},
+	{"deduplicate_clip_to_footprint", K_SPECIAL, 0},
+	{"deduplicate_clip_method", K_SPECIAL, 0},
 	{"deduplicate_at", K_SPECIAL, 0},
 	{"deduplicate_method", K_SPECIAL, 0},
 	{"input_crs", K_SPECIAL, 0},
@@ -937,16 +974,125 @@ static int parse_structure(const struct pctx *x, json_object *v)
 	return 0;
 }
 
+/* The name a staging_* column has in this config (prop_* keys). */
+static const char *prop_name(json_object *root, const char *key,
+			     const char *def)
+{
+	json_object *v;
+
+	if (get(root, key, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return def;
+}
+
+/* deduplicate_keep_rules: a list of [property, 'larger'|'smaller']. */
+static int parse_keep_rules(const struct pctx *x, json_object *root,
+			    json_object *v)
+{
+	static const char *const other_props[][2] = {
+		{"prop_identifier", "staging_identifier"},
+		{"prop_centroid_tile", "staging_centroid_tile"},
+		{"prop_tile", "staging_tile"},
+		{"prop_centroid_within_tile", "staging_centroid_within_tile"},
+		{"prop_duplicated", "staging_duplicated"},
+	};
+	const char *what = "a list of [property, 'larger' or 'smaller'] pairs";
+	struct vz_conf *c = x->c;
+	size_t n;
+
+	if (!json_object_is_type(v, json_type_array))
+		return expected(x, "deduplicate_keep_rules", what, v);
+	n = json_object_array_length(v);
+	if (n > 64)
+		return cerr(x, "deduplicate_keep_rules",
+			    "at most 64 rules are supported, got %zu", n);
+	if (n && !(c->keep_rules = calloc(n, sizeof *c->keep_rules)))
+		return nomem();
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(v, i), *p, *o;
+		struct vz_keep_rule *r = &c->keep_rules[i];
+		const char *ps, *os;
+		char k[48];
+
+		snprintf(k, sizeof k, "deduplicate_keep_rules[%zu]", i);
+		if (!json_object_is_type(e, json_type_array) ||
+		    json_object_array_length(e) != 2)
+			return expected(x, k, "a pair [property, 'larger' or "
+					      "'smaller']", e);
+		p = json_object_array_get_idx(e, 0);
+		o = json_object_array_get_idx(e, 1);
+		if (get_str(x, k, p, true, &ps))
+			return expected(x, k, "a property name (non-empty "
+					      "string) first", p);
+		if (!json_object_is_type(o, json_type_string) ||
+		    (strcmp(os = json_object_get_string(o), "larger") &&
+		     strcmp(os, "smaller")))
+			return expected(x, k, "'larger' or 'smaller' second",
+					o);
+		if (!(r->property = strdup(ps)))
+			return nomem();
+		c->n_keep_rules = i + 1;
+		r->larger = strcmp(os, "larger") == 0;
+		r->attr = -1;
+		r->src = VZ_KEEP_ATTR;
+		if (!strcmp(ps, prop_name(root, "prop_area", "staging_area")))
+			r->src = VZ_KEEP_AREA;
+		else if (!strcmp(ps, prop_name(root, "prop_centroid_x",
+					       "staging_centroid_x")))
+			r->src = VZ_KEEP_CENTROID_X;
+		else if (!strcmp(ps, prop_name(root, "prop_centroid_y",
+					       "staging_centroid_y")))
+			r->src = VZ_KEEP_CENTROID_Y;
+		else if (!strcmp(ps, prop_name(root, "prop_filename",
+					       "staging_filename")))
+			r->src = VZ_KEEP_FILENAME;
+		/* the other staging columns are per tile or random in the
+		 * PDG: nothing a rule could prefer consistently */
+		for (size_t j = 0; j < VZ_ARRAY_SIZE(other_props); j++)
+			if (c->dedup_method &&
+			    !strcmp(c->dedup_method, "neighbor") &&
+			    !strcmp(ps, prop_name(root, other_props[j][0],
+						  other_props[j][1])))
+				return cerr(x, k,
+					    "'%s' cannot be a keep rule "
+					    "property (use an input column, "
+					    "staging_area, staging_centroid_x/"
+					    "y or staging_filename)",
+					    ps);
+	}
+	return 0;
+}
+
+/* A CRS GDAL/PROJ understand (validated now rather than per tile). */
+static int check_crs(const struct pctx *x, const char *key, const char *def)
+{
+	OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+	OGRErr e;
+
+	if (!srs)
+		return nomem();
+	CPLPushErrorHandler(CPLQuietErrorHandler);
+	e = OSRSetFromUserInput(srs, def);
+	CPLPopErrorHandler();
+	OSRDestroySpatialReference(srs);
+	if (e != OGRERR_NONE)
+		return cerr(x, key, "'%.60s' is not a CRS GDAL/PROJ know "
+			    "(expected e.g. 'EPSG:3857')", def);
+	return 0;
+}
+
+/*
+ * Deduplication keys (spec §1.2, §3).  Every key is validated even without
+ * a method, as the PDG would read them; a bare-string deduplicate_at is
+ * ignored with a warning (the PDG's isinstance(list) check, spec Q21).
+ */
 static int parse_dedup(const struct pctx *x, json_object *root)
 {
+	struct vz_conf *c = x->c;
 	json_object *v;
 	const char *s;
 	int rc;
 
-	if (get(root, "deduplicate_at", &v) &&
-	    !json_object_is_type(v, json_type_null) &&
-	    !json_object_is_type(v, json_type_array))
-		return expected(x, "deduplicate_at", "null or a list", v);
 	if (get(root, "deduplicate_method", &v) &&
 	    !json_object_is_type(v, json_type_null)) {
 		if ((rc = get_str(x, "deduplicate_method", v, true, &s)))
@@ -955,9 +1101,108 @@ static int parse_dedup(const struct pctx *x, json_object *root)
 		if (strcmp(s, "neighbor") && strcmp(s, "footprints"))
 			return expected(x, "deduplicate_method",
 					"null, 'neighbor' or 'footprints'", v);
-		return cerr(x, "deduplicate_method",
-			    "'neighbor'/'footprints' deduplication is not "
-			    "supported yet");
+		if ((rc = set_str(&c->dedup_method, s)))
+			return rc;
+	}
+	if (get(root, "deduplicate_at", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		static const char *const at_names[] = {"staging", "raster",
+						       "3dtiles"};
+		if (json_object_is_type(v, json_type_string)) {
+			vz_log(VZ_LOG_WARN,
+			       "config %s: deduplicate_at: a bare string is "
+			       "ignored, as by the PDG (use a list, e.g. "
+			       "[\"%.40s\"])",
+			       x->file, json_object_get_string(v));
+		} else if (!json_object_is_type(v, json_type_array)) {
+			return expected(x, "deduplicate_at", "null or a list",
+					v);
+		} else {
+			for (size_t i = 0; i < json_object_array_length(v);
+			     i++) {
+				json_object *e = json_object_array_get_idx(v, i);
+				char k[40];
+				int j = -1;
+
+				snprintf(k, sizeof k, "deduplicate_at[%zu]", i);
+				if (json_object_is_type(e, json_type_string))
+					j = lookup(at_names,
+						   VZ_ARRAY_SIZE(at_names),
+						   json_object_get_string(e));
+				if (j < 0)
+					return expected(x, k,
+							"'staging', 'raster' or "
+							"'3dtiles'",
+							e);
+				c->dedup_at |= 1u << j;
+			}
+		}
+	}
+	if (get(root, "deduplicate_keep_rules", &v) &&
+	    (rc = parse_keep_rules(x, root, v)))
+		return rc;
+	if (get(root, "deduplicate_overlap_tolerance", &v)) {
+		rc = get_num(x, "deduplicate_overlap_tolerance", v, true,
+			     &c->overlap_tol, &c->has_overlap_tol);
+		if (rc)
+			return rc;
+	}
+	if (get(root, "deduplicate_overlap_both", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return expected(x, "deduplicate_overlap_both",
+					"true or false", v);
+		c->overlap_both = json_object_get_boolean(v);
+	}
+	if (get(root, "deduplicate_centroid_tolerance", &v)) {
+		rc = get_num(x, "deduplicate_centroid_tolerance", v, true,
+			     &c->centroid_tol, &c->has_centroid_tol);
+		if (rc)
+			return rc;
+		if (c->has_centroid_tol && c->centroid_tol < 0)
+			return expected(x, "deduplicate_centroid_tolerance",
+					"a distance >= 0 or null", v);
+	}
+	if (get(root, "deduplicate_distance_crs", &v)) {
+		if (json_object_is_type(v, json_type_null)) {
+			VZ_FREEF(free, c->distance_crs);
+		} else {
+			if (get_str(x, "deduplicate_distance_crs", v, true, &s))
+				return expected(x, "deduplicate_distance_crs",
+						"a CRS string (e.g. "
+						"'EPSG:3857') or null",
+						v);
+			if ((rc = set_str(&c->distance_crs, s)))
+				return rc;
+		}
+	}
+	if (get(root, "deduplicate_clip_to_footprint", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return expected(x, "deduplicate_clip_to_footprint",
+					"true or false", v);
+		c->clip_to_footprint = json_object_get_boolean(v);
+	}
+	if (get(root, "deduplicate_clip_method", &v)) {
+		if ((rc = get_str(x, "deduplicate_clip_method", v, false, &s)))
+			return rc;
+		if (strcmp(s, "intersects"))
+			vz_log(VZ_LOG_WARN,
+			       "config %s: deduplicate_clip_method '%.40s' "
+			       "is ignored: the footprint clip always uses "
+			       "'intersects', as the PDG does",
+			       x->file, s);
+	}
+	if (!c->dedup_method)
+		return 0;
+	if (!strcmp(c->dedup_method, "neighbor")) {
+		if (c->n_keep_rules == 0)
+			return cerr(x, "deduplicate_keep_rules",
+				    "required for deduplicate_method "
+				    "'neighbor' (a list like "
+				    "[[\"staging_area\", \"larger\"]])");
+		if (c->has_centroid_tol && c->distance_crs &&
+		    (rc = check_crs(x, "deduplicate_distance_crs",
+				    c->distance_crs)))
+			return rc;
 	}
 	return 0;
 }
@@ -1038,6 +1283,15 @@ static int set_defaults(struct vz_conf *c)
 	c->z_max = 13;
 	c->tile_w = c->tile_h = 256;
 	c->dedup_method = NULL;
+	c->dedup_at = 0;
+	c->has_overlap_tol = true;
+	c->overlap_tol = 0.5;
+	c->overlap_both = true;
+	c->has_centroid_tol = false;
+	c->clip_to_footprint = true;
+	rc |= set_str(&c->distance_crs, "EPSG:3857");
+	if (rc)
+		return -ENOMEM;
 	c->cache_dir = NULL;
 	c->cache_map_size = DEFAULT_MAP_SIZE;
 	c->workers = 0;
@@ -1131,6 +1385,30 @@ static void fingerprint(struct vz_conf *c)
 	vz_hash_str(&h, c->ext_staged);
 	vz_hash_str(&h, c->ext_web_tiles);
 	vz_hash_u64(&h, c->dedup_method != NULL);
+	if (c->dedup_method) {
+		/* only then: configs without dedup keep their fingerprint */
+		vz_hash_str(&h, c->dedup_method);
+		vz_hash_u64(&h, c->dedup_at);
+		vz_hash_u64(&h, c->n_keep_rules);
+		for (size_t i = 0; i < c->n_keep_rules; i++) {
+			vz_hash_str(&h, c->keep_rules[i].property);
+			vz_hash_u64(&h, c->keep_rules[i].larger);
+			vz_hash_u64(&h, (uint64_t)c->keep_rules[i].src);
+		}
+		vz_hash_u64(&h, c->has_overlap_tol);
+		hash_f64(&h, c->has_overlap_tol ? c->overlap_tol : 0);
+		vz_hash_u64(&h, c->overlap_both);
+		vz_hash_u64(&h, c->has_centroid_tol);
+		hash_f64(&h, c->has_centroid_tol ? c->centroid_tol : 0);
+		vz_hash_u64(&h, c->distance_crs != NULL);
+		vz_hash_str(&h, c->distance_crs ? c->distance_crs : "");
+		vz_hash_u64(&h, c->clip_to_footprint);
+		vz_hash_str(&h, c->dir_footprints);
+		vz_hash_str(&h, c->ext_footprints);
+		vz_hash_u64(&h, c->n_attrs);
+		for (size_t i = 0; i < c->n_attrs; i++)
+			vz_hash_str(&h, c->attrs[i]);
+	}
 	vz_hash_u64(&h, c->n_stats);
 	for (size_t i = 0; i < c->n_stats; i++) {
 		const struct vz_stat *s = &c->stats[i];
@@ -1233,7 +1511,7 @@ static int apply(struct pctx *x, json_object *root)
 				    "'style' is required with more than one "
 				    "statistic (web tile paths would collide)");
 	}
-	if ((rc = collect_attrs(c)))
+	if ((rc = collect_attrs(c)) || (rc = collect_keep_attrs(c)))
 		return rc;
 	return resolve_paths(c);
 }
@@ -1450,6 +1728,10 @@ void vz_conf_free(struct vz_conf *c)
 		free(c->attrs[i]);
 	free(c->attrs);
 	free(c->dedup_method);
+	for (size_t i = 0; i < c->n_keep_rules; i++)
+		free(c->keep_rules[i].property);
+	free(c->keep_rules);
+	free(c->distance_crs);
 	free(c->cache_dir);
 	free(c);
 }

@@ -49,6 +49,30 @@ enum vz_resample {
 	VZ_RS_RMS,
 };
 
+/** deduplicate_at entries (bits). */
+enum vz_dedup_at {
+	VZ_DEDUP_AT_STAGING = 1,
+	VZ_DEDUP_AT_RASTER = 2,
+	VZ_DEDUP_AT_3DTILES = 4, /**< accepted, no effect (no 3D tiles) */
+};
+
+/** What a neighbor keep rule compares (spec §3.1). */
+enum vz_keep_src {
+	VZ_KEEP_ATTR,	    /**< an input column: vz_conf.attrs[attr] */
+	VZ_KEEP_AREA,	    /**< staging_area (or its prop_area name) */
+	VZ_KEEP_CENTROID_X, /**< staging_centroid_x */
+	VZ_KEEP_CENTROID_Y, /**< staging_centroid_y */
+	VZ_KEEP_FILENAME,   /**< staging_filename: string order */
+};
+
+/** One deduplicate_keep_rules entry [property, 'larger'|'smaller']. */
+struct vz_keep_rule {
+	char *property;
+	bool larger;	      /**< the larger value is kept */
+	enum vz_keep_src src; /**< neighbor; footprints read the footprint */
+	int attr;	      /**< index into vz_conf.attrs, or -1 */
+};
+
 /** Colour range: either end may be unset ("compute it", PDG None). */
 struct vz_range {
 	double v[2];
@@ -112,7 +136,17 @@ struct vz_conf {
 	size_t n_stats;
 	char **attrs; /**< distinct attribute columns needed by stats */
 	size_t n_attrs;
-	char *dedup_method; /**< NULL (only supported value for now) */
+	char *dedup_method; /**< NULL, "neighbor" or "footprints" */
+	unsigned dedup_at;  /**< VZ_DEDUP_AT_* bits */
+	struct vz_keep_rule *keep_rules; /**< deduplicate_keep_rules */
+	size_t n_keep_rules;
+	bool has_overlap_tol; /**< false when overlap_tolerance is null */
+	double overlap_tol;   /**< deduplicate_overlap_tolerance (0.5) */
+	bool overlap_both;    /**< deduplicate_overlap_both (true) */
+	bool has_centroid_tol; /**< deduplicate_centroid_tolerance set */
+	double centroid_tol;
+	char *distance_crs;	/**< NULL: TMS CRS units (default EPSG:3857) */
+	bool clip_to_footprint; /**< deduplicate_clip_to_footprint (true) */
 
 	/* vizfs keys ("vizfs_" prefix, ignored by the PDG) */
 	char *cache_dir;	/**< vizfs_cache_dir, default "<base>/.vizfs-cache" */

@@ -33,30 +33,42 @@ struct pctx {
 };
 
 static const char *const agg_names[] = {
-	[VZ_AGG_SUM] = "sum",	  [VZ_AGG_MEAN] = "mean",
-	[VZ_AGG_MIN] = "min",	  [VZ_AGG_MAX] = "max",
-	[VZ_AGG_COUNT] = "count", [VZ_AGG_FIRST] = "first",
-	[VZ_AGG_LAST] = "last",	  [VZ_AGG_STD] = "std",
-	[VZ_AGG_VAR] = "var",
+	[VZ_AGG_SUM] = "sum",	      [VZ_AGG_MEAN] = "mean",
+	[VZ_AGG_MIN] = "min",	      [VZ_AGG_MAX] = "max",
+	[VZ_AGG_COUNT] = "count",     [VZ_AGG_FIRST] = "first",
+	[VZ_AGG_LAST] = "last",	      [VZ_AGG_STD] = "std",
+	[VZ_AGG_VAR] = "var",	      [VZ_AGG_MEDIAN] = "median",
+	[VZ_AGG_NUNIQUE] = "nunique", [VZ_AGG_PROD] = "prod",
+	[VZ_AGG_SIZE] = "size",	      [VZ_AGG_SEM] = "sem",
+	[VZ_AGG_SKEW] = "skew",	      [VZ_AGG_QUANTILE] = "quantile",
+	[VZ_AGG_MAD] = "mad",	      [VZ_AGG_ANY] = "any",
+	[VZ_AGG_ALL] = "all",
 };
 
-/* pandas group-by reductions the PDG accepts but vizfs does not (yet). */
+/* pandas group-by reductions the PDG accepts but vizfs does not (yet):
+ * row labels and multi-column results have no meaning as a pixel value. */
 static const char *const agg_unsupported[] = {
-	"median", "nunique", "prod",	 "sem",	 "skew", "size", "idxmin",
-	"idxmax", "mad",     "quantile", "ohlc", "any",	 "all",
+	"idxmin",
+	"idxmax",
+	"ohlc",
 };
 
 static const char *const rs_names[] = {
-	[VZ_RS_NEAREST] = "nearest", [VZ_RS_AVERAGE] = "average",
-	[VZ_RS_SUM] = "sum",	     [VZ_RS_MIN] = "min",
-	[VZ_RS_MAX] = "max",	     [VZ_RS_MODE] = "mode",
-	[VZ_RS_MED] = "med",	     [VZ_RS_Q1] = "q1",
-	[VZ_RS_Q3] = "q3",	     [VZ_RS_RMS] = "rms",
-};
-
-/* rasterio/GDAL kernels the PDG accepts but vizfs does not (yet). */
-static const char *const rs_unsupported[] = {
-	"bilinear", "cubic", "cubic_spline", "lanczos", "gauss",
+	[VZ_RS_NEAREST] = "nearest",
+	[VZ_RS_AVERAGE] = "average",
+	[VZ_RS_SUM] = "sum",
+	[VZ_RS_MIN] = "min",
+	[VZ_RS_MAX] = "max",
+	[VZ_RS_MODE] = "mode",
+	[VZ_RS_MED] = "med",
+	[VZ_RS_Q1] = "q1",
+	[VZ_RS_Q3] = "q3",
+	[VZ_RS_RMS] = "rms",
+	[VZ_RS_BILINEAR] = "bilinear",
+	[VZ_RS_CUBIC] = "cubic",
+	[VZ_RS_CUBIC_SPLINE] = "cubic_spline",
+	[VZ_RS_LANCZOS] = "lanczos",
+	[VZ_RS_GAUSS] = "gauss",
 };
 
 static const char *const tms_ids[] = {
@@ -594,9 +606,6 @@ static int parse_stat(const struct pctx *x, json_object *o, size_t i,
 		return rc;
 	if ((j = lookup(rs_names, VZ_ARRAY_SIZE(rs_names), str)) >= 0) {
 		s->resample = (enum vz_resample)j;
-	} else if (lookup(rs_unsupported, VZ_ARRAY_SIZE(rs_unsupported), str) >=
-		   0) {
-		return cerr(x, k[4], "'%s' is not supported yet", str);
 	} else {
 		char all[160], what[200];
 		join_names(rs_names, VZ_ARRAY_SIZE(rs_names), all, sizeof all);

@@ -34,6 +34,18 @@ enum vz_agg {
 	VZ_AGG_LAST,
 	VZ_AGG_STD, /**< sample (ddof 1); single member -> 0, not NaN (Q16) */
 	VZ_AGG_VAR,
+	/* Appended so that the values above (hashed into the fingerprint)
+	 * never change. */
+	VZ_AGG_MEDIAN,	 /**< pandas median: even count -> mean of middle two */
+	VZ_AGG_NUNIQUE,	 /**< number of distinct non-NULL values */
+	VZ_AGG_PROD,	 /**< product of non-NULL values (all NULL -> 1) */
+	VZ_AGG_SIZE,	 /**< number of members, NULL values included */
+	VZ_AGG_SEM,	 /**< std / sqrt(n); single member -> 0 */
+	VZ_AGG_SKEW,	 /**< pandas bias-corrected skew; n < 3 -> 0 */
+	VZ_AGG_QUANTILE, /**< pandas quantile(0.5), linear interpolation */
+	VZ_AGG_MAD,	 /**< mean absolute deviation from the mean */
+	VZ_AGG_ANY,	 /**< 1 if some non-NULL value is non-zero, else 0 */
+	VZ_AGG_ALL,	 /**< 1 if no non-NULL value is zero, else 0 */
 };
 
 enum vz_resample {
@@ -47,6 +59,13 @@ enum vz_resample {
 	VZ_RS_Q1,
 	VZ_RS_Q3,
 	VZ_RS_RMS,
+	/* GDAL kernels, appended (fingerprint): warped like rasterio's
+	 * reproject from the merged children (spec §7). */
+	VZ_RS_BILINEAR,
+	VZ_RS_CUBIC,
+	VZ_RS_CUBIC_SPLINE,
+	VZ_RS_LANCZOS,
+	VZ_RS_GAUSS, /**< GDAL RasterIO gauss (the warper has none) */
 };
 
 /** deduplicate_at entries (bits). */

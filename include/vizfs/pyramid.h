@@ -16,4 +16,15 @@
 void vz_pyramid_parent(const struct vz_conf *c, const double *const child[4],
 		       double *parent);
 
+/**
+ * Same as vz_pyramid_parent(), reporting failures.  The kernel methods
+ * (bilinear, cubic, cubic_spline, lanczos, gauss) run GDAL on MEM datasets
+ * created for this call; the others never fail.  vz_pyramid_parent() logs
+ * a failure and leaves the affected statistics at 0.
+ * @return 0, or VZ_E_RENDER when GDAL failed (vz_err_msg() names the
+ * statistic and GDAL's message).  Thread-safe.
+ */
+int vz_pyramid_build(const struct vz_conf *c, const double *const child[4],
+		     double *parent);
+
 #endif

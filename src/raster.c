@@ -27,6 +27,10 @@
 #define COORD_MAX 1e150
 /* Coverage below this is rounding noise of the accumulation. */
 #define COV_EPS 1e-12
+/* Value lists (median, nunique…): first allocation, and the capacity kept
+ * from one tile to the next (bigger arenas are released in begin()). */
+#define LIST_MIN 4096
+#define LIST_KEEP ((size_t)1 << 20)
 
 /* Map from CRS coordinates to the pixel coordinates of a target window. */
 struct grid {
@@ -48,12 +52,23 @@ enum stat_mode {
 };
 
 /* Per-pixel accumulator of one statistic.  a: sum, min/max/first/last
- * value or running mean; b: running sum of squared deviations (Welford);
- * n: number of members. */
+ * value, running mean, product, any flag or number of zeros (all); b:
+ * running sum of squared deviations (Welford); n: number of members
+ * (non-NULL values, or all members for size/prod/all).
+ *
+ * Statistics that need every value of a pixel (median, quantile, nunique,
+ * skew, mad) append (pixel, value) pairs to an arena kept across tiles;
+ * finish() groups them by pixel with a stable counting sort into the
+ * shared scratch r->lsorted.  Memory is proportional to the number of
+ * (polygon, pixel) members of the tile, as in pandas' group-by. */
 struct stat_acc {
 	enum stat_mode mode;
 	double *a, *b;
 	uint32_t *n;
+	bool list;
+	uint32_t *lpix;
+	double *lval;
+	size_t ln, lcap;
 };
 
 struct vz_raster {
@@ -67,6 +82,10 @@ struct vz_raster {
 	double *cov; /* (w + 1) * h accumulation for MODE_GLOBAL */
 	double *win; /* (w + 1) * h per-polygon scratch, kept zeroed */
 	struct stat_acc *st;
+	bool need_list;
+	size_t *loff;	    /* w * h: start of each pixel's values */
+	double *lsorted;    /* values grouped by pixel */
+	size_t lsorted_cap; /* >= every list's lcap */
 };
 
 static inline double px_x(const struct grid *g, double x)
@@ -344,6 +363,30 @@ int vz_coverage(const struct vz_poly *p, const struct vz_bbox *box, uint32_t w,
 	return 0;
 }
 
+static bool agg_list(enum vz_agg a)
+{
+	return a == VZ_AGG_MEDIAN || a == VZ_AGG_QUANTILE ||
+	       a == VZ_AGG_NUNIQUE || a == VZ_AGG_SKEW || a == VZ_AGG_MAD;
+}
+
+static bool agg_welford(enum vz_agg a)
+{
+	return a == VZ_AGG_STD || a == VZ_AGG_VAR || a == VZ_AGG_SEM;
+}
+
+static void list_release(struct vz_raster *r)
+{
+	for (size_t i = 0; i < r->c->n_stats; i++) {
+		struct stat_acc *a = &r->st[i];
+
+		VZ_FREEF(free, a->lpix);
+		VZ_FREEF(free, a->lval);
+		a->ln = a->lcap = 0;
+	}
+	VZ_FREEF(free, r->lsorted);
+	r->lsorted_cap = 0;
+}
+
 static enum stat_mode stat_mode(const struct vz_stat *s)
 {
 	if (s->weight_by == VZ_WEIGHT_COUNT)
@@ -359,6 +402,7 @@ void vz_raster_free(struct vz_raster *r)
 	if (!r)
 		return;
 	if (r->st) {
+		list_release(r);
 		for (size_t i = 0; i < r->c->n_stats; i++) {
 			free(r->st[i].a);
 			free(r->st[i].b);
@@ -366,6 +410,7 @@ void vz_raster_free(struct vz_raster *r)
 		}
 		free(r->st);
 	}
+	free(r->loff);
 	free(r->cov);
 	free(r->win);
 	free(r);
@@ -408,11 +453,25 @@ int vz_raster_new(const struct vz_conf *c, struct vz_raster **out)
 		a->n = malloc(npx * sizeof(uint32_t));
 		if (!a->a || !a->n)
 			goto nomem;
-		if (agg == VZ_AGG_STD || agg == VZ_AGG_VAR) {
+		if (agg_welford(agg)) {
 			a->b = malloc(npx * sizeof(double));
 			if (!a->b)
 				goto nomem;
 		}
+		a->list = agg_list(agg);
+		r->need_list |= a->list;
+	}
+	if (r->need_list) {
+		if (npx > UINT32_MAX) {
+			vz_raster_free(r);
+			vz_err_set("raster: tile_size %ux%u is too large for "
+				   "aggregation methods that keep values",
+				   c->tile_h, c->tile_w);
+			return -EINVAL;
+		}
+		r->loff = malloc(npx * sizeof(size_t));
+		if (!r->loff)
+			goto nomem;
 	}
 	if (r->need_global) {
 		r->cov = malloc(nacc * sizeof(double));
@@ -447,6 +506,8 @@ void vz_raster_begin(struct vz_raster *r, const struct vz_bbox *tile)
 		   isfinite(r->ph) && r->cell_area > 0;
 	if (r->cov)
 		memset(r->cov, 0, ((size_t)r->w + 1) * r->h * sizeof(double));
+	if (r->lsorted_cap > LIST_KEEP)
+		list_release(r); /* an exceptional tile: give it back */
 	for (size_t i = 0; i < r->c->n_stats; i++) {
 		struct stat_acc *a = &r->st[i];
 
@@ -456,6 +517,7 @@ void vz_raster_begin(struct vz_raster *r, const struct vz_bbox *tile)
 		memset(a->n, 0, npx * sizeof(uint32_t));
 		if (a->b)
 			memset(a->b, 0, npx * sizeof(double));
+		a->ln = 0;
 	}
 }
 
@@ -509,10 +571,66 @@ static long centroid_pixel(const struct vz_raster *r, double x, double y)
 	return (long)(j - 1) * r->w + (long)(i - 1);
 }
 
-static void feed(struct stat_acc *a, enum vz_agg agg, size_t i, double v)
+/* Grow a value list (and the shared grouping scratch) by doubling. */
+static int list_grow(struct vz_raster *r, struct stat_acc *a)
+{
+	size_t cap = a->lcap ? 2 * a->lcap : LIST_MIN;
+	uint32_t *pix;
+	double *val;
+
+	if (cap > UINT32_MAX)
+		return -ENOMEM;
+	pix = realloc(a->lpix, cap * sizeof(*pix));
+	if (!pix)
+		return -ENOMEM;
+	a->lpix = pix;
+	val = realloc(a->lval, cap * sizeof(*val));
+	if (!val)
+		return -ENOMEM;
+	a->lval = val;
+	if (cap > r->lsorted_cap) {
+		val = realloc(r->lsorted, cap * sizeof(*val));
+		if (!val)
+			return -ENOMEM;
+		r->lsorted = val;
+		r->lsorted_cap = cap;
+	}
+	a->lcap = cap;
+	return 0;
+}
+
+/*
+ * Add value @p v (NaN = NULL) of one member to pixel @p i.  NULLs are
+ * skipped as pandas' reductions skip them, but they are members for size
+ * and make a group for prod (empty product 1) and all (vacuously true).
+ * @return 0 or -ENOMEM (value lists only).
+ */
+static int feed(struct vz_raster *r, struct stat_acc *a, enum vz_agg agg,
+		size_t i, double v)
 {
 	uint32_t n = a->n[i];
 
+	if (isnan(v)) {
+		if (agg == VZ_AGG_SIZE || agg == VZ_AGG_ALL ||
+		    agg == VZ_AGG_PROD) {
+			if (!n && agg == VZ_AGG_PROD)
+				a->a[i] = 1;
+			a->n[i] = n + 1;
+		}
+		return 0;
+	}
+	if (a->list) {
+		if (a->ln == a->lcap) {
+			int rc = list_grow(r, a);
+
+			if (rc)
+				return rc;
+		}
+		a->lpix[a->ln] = (uint32_t)i;
+		a->lval[a->ln++] = v;
+		a->n[i] = n + 1;
+		return 0;
+	}
 	switch (agg) {
 	case VZ_AGG_SUM:
 	case VZ_AGG_MEAN:
@@ -527,6 +645,7 @@ static void feed(struct stat_acc *a, enum vz_agg agg, size_t i, double v)
 			a->a[i] = v;
 		break;
 	case VZ_AGG_COUNT:
+	case VZ_AGG_SIZE:
 		break;
 	case VZ_AGG_FIRST:
 		if (!n)
@@ -536,15 +655,34 @@ static void feed(struct stat_acc *a, enum vz_agg agg, size_t i, double v)
 		a->a[i] = v;
 		break;
 	case VZ_AGG_STD:
-	case VZ_AGG_VAR: {
+	case VZ_AGG_VAR:
+	case VZ_AGG_SEM: {
 		double d = v - a->a[i];
 
 		a->a[i] += d / (n + 1);
 		a->b[i] += d * (v - a->a[i]);
 		break;
 	}
+	case VZ_AGG_PROD:
+		a->a[i] = n ? a->a[i] * v : v;
+		break;
+	case VZ_AGG_ANY:
+		if (v != 0)
+			a->a[i] = 1;
+		break;
+	case VZ_AGG_ALL:
+		if (v == 0)
+			a->a[i] += 1;
+		break;
+	case VZ_AGG_MEDIAN:
+	case VZ_AGG_NUNIQUE:
+	case VZ_AGG_SKEW:
+	case VZ_AGG_QUANTILE:
+	case VZ_AGG_MAD:
+		break; /* value lists, above */
 	}
 	a->n[i] = n + 1;
+	return 0;
 }
 
 static double attr_value(const struct vz_poly *p, int attr)
@@ -591,18 +729,20 @@ static double piece_value(const struct vz_raster *r, const struct vz_stat *s,
 /*
  * Rasterize one polygon into the scratch window over its pixel box, feed
  * every pixel holding a non-zero piece to the MODE_PIECE statistics, move
- * the deposits into the shared buffer (if any) and leave the window zeroed.
+ * the deposits into the shared buffer (if any) and leave the window zeroed
+ * (also after a failure).  @return 0 or -ENOMEM.
  */
-static void add_pieces(struct vz_raster *r, const struct vz_poly *p,
-		       const struct grid *tg, const double bb[4])
+static int add_pieces(struct vz_raster *r, const struct vz_poly *p,
+		      const struct grid *tg, const double bb[4])
 {
 	const struct vz_conf *c = r->c;
 	uint32_t c0, r0, c1, r1;
 	struct grid g = *tg;
 	struct target t;
+	int rc = 0;
 
 	if (!window(bb, r->w, r->h, &c0, &r0, &c1, &r1))
-		return;
+		return 0;
 	g.ox = c0;
 	g.oy = r0;
 	t.acc = r->win;
@@ -626,23 +766,22 @@ static void add_pieces(struct vz_raster *r, const struct vz_poly *p,
 				s += row[x];
 				row[x] = 0;
 			}
-			if (!(s > COV_EPS))
+			if (!(s > COV_EPS) || rc)
 				continue;
-			for (size_t k = 0; k < c->n_stats; k++) {
+			for (size_t k = 0; k < c->n_stats && !rc; k++) {
 				const struct vz_stat *st = &c->stats[k];
-				double v;
 
 				if (r->st[k].mode != MODE_PIECE)
 					continue;
-				v = piece_value(r, st, p, s);
-				if (!isnan(v))
-					feed(&r->st[k], st->agg, i, v);
+				rc = feed(r, &r->st[k], st->agg, i,
+					  piece_value(r, st, p, s));
 			}
 		}
 		if (grow)
 			grow[t.nc] += row[t.nc];
 		row[t.nc] = 0;
 	}
+	return rc;
 }
 
 int vz_raster_add(struct vz_raster *r, const struct vz_poly *p)
@@ -651,12 +790,12 @@ int vz_raster_add(struct vz_raster *r, const struct vz_poly *p)
 	struct grid g = {r->tile.left, r->tile.top, r->pw, r->ph, 0, 0};
 	long pix = -2;
 	double bb[4];
+	int rc;
 
 	if (!r->valid)
 		return 0;
 	for (size_t k = 0; k < c->n_stats; k++) {
 		const struct vz_stat *st = &c->stats[k];
-		double v;
 
 		if (r->st[k].mode != MODE_CENTROID)
 			continue;
@@ -664,22 +803,29 @@ int vz_raster_add(struct vz_raster *r, const struct vz_poly *p)
 			pix = centroid_pixel(r, p->cx, p->cy);
 		if (pix < 0)
 			break;
-		v = centroid_value(r, st, p);
-		if (!isnan(v))
-			feed(&r->st[k], st->agg, (size_t)pix, v);
+		rc = feed(r, &r->st[k], st->agg, (size_t)pix,
+			  centroid_value(r, st, p));
+		if (rc)
+			goto nomem;
 	}
 	if (!r->need_global && !r->need_piece)
 		return 0;
 	if (!poly_scan(p, &g, bb))
 		return 0;
 	if (r->need_piece) {
-		add_pieces(r, p, &g, bb);
+		if ((rc = add_pieces(r, p, &g, bb)))
+			goto nomem;
 	} else {
 		struct target t = {r->cov, (size_t)r->w + 1, r->w, r->h};
 
 		poly_accumulate(p, &g, &t);
 	}
 	return 0;
+nomem:
+	vz_err_set("raster: out of memory for the per-pixel values of a "
+		   "%ux%u tile",
+		   c->tile_w, c->tile_h);
+	return rc;
 }
 
 static double result(const struct stat_acc *a, enum vz_agg agg, size_t i)
@@ -692,14 +838,142 @@ static double result(const struct stat_acc *a, enum vz_agg agg, size_t i)
 	case VZ_AGG_MEAN:
 		return a->a[i] / n;
 	case VZ_AGG_COUNT:
+	case VZ_AGG_SIZE:
 		return n;
 	case VZ_AGG_STD:
 		return n > 1 ? sqrt(a->b[i] / (n - 1)) : 0;
 	case VZ_AGG_VAR:
 		return n > 1 ? a->b[i] / (n - 1) : 0;
+	case VZ_AGG_SEM:
+		return n > 1 ? sqrt(a->b[i] / (n - 1)) / sqrt(n) : 0;
+	case VZ_AGG_ALL:
+		return a->a[i] == 0 ? 1 : 0;
 	default:
 		return a->a[i];
 	}
+}
+
+static int cmp_double(const void *pa, const void *pb)
+{
+	double a = *(const double *)pa, b = *(const double *)pb;
+
+	return (a > b) - (a < b);
+}
+
+static void sort_values(double *v, size_t n)
+{
+	if (n > 16) {
+		qsort(v, n, sizeof(*v), cmp_double);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		double x = v[i];
+		size_t j = i;
+
+		while (j > 0 && v[j - 1] > x) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
+/* Sum in member order (pandas sums a group in row order). */
+static double mean_of(const double *v, size_t n)
+{
+	double s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += v[i];
+	return s / (double)n;
+}
+
+/*
+ * pandas' skew (nanops.nanskew): adjusted Fisher-Pearson coefficient from
+ * the central moments, moments below 1e-14 taken as 0; fewer than three
+ * values would be NaN and are 0 here, as std/var with one value (Q16).
+ */
+static double skew_of(const double *v, size_t n)
+{
+	double mean, m2 = 0, m3 = 0;
+
+	if (n < 3)
+		return 0;
+	mean = mean_of(v, n);
+	for (size_t i = 0; i < n; i++) {
+		double d = v[i] - mean, d2 = d * d;
+
+		m2 += d2;
+		m3 += d2 * d;
+	}
+	if (fabs(m2) < 1e-14)
+		m2 = 0;
+	if (fabs(m3) < 1e-14)
+		m3 = 0;
+	if (m2 == 0)
+		return 0;
+	return ((double)n * sqrt((double)n - 1) / ((double)n - 2)) *
+	       (m3 / pow(m2, 1.5));
+}
+
+/* A value-list statistic of one pixel's @p n values (member order). */
+static double list_result(enum vz_agg agg, double *v, size_t n)
+{
+	size_t k, u;
+	double mean, s;
+
+	switch (agg) {
+	case VZ_AGG_MEDIAN:
+		/* pandas' group median: mean of the two middle values */
+		sort_values(v, n);
+		if (n % 2)
+			return v[n / 2];
+		return (v[n / 2] + v[n / 2 - 1]) / 2;
+	case VZ_AGG_QUANTILE:
+		/* pandas' quantile(0.5), linear: v[k] + (v[k+1]-v[k])*frac */
+		sort_values(v, n);
+		k = (n - 1) / 2;
+		if ((n - 1) % 2 == 0)
+			return v[k];
+		return v[k] + (v[k + 1] - v[k]) * 0.5;
+	case VZ_AGG_NUNIQUE:
+		sort_values(v, n);
+		u = 1;
+		for (k = 1; k < n; k++)
+			u += v[k] != v[k - 1];
+		return (double)u;
+	case VZ_AGG_SKEW:
+		return skew_of(v, n);
+	case VZ_AGG_MAD:
+		/* pandas < 2: (x - x.mean()).abs().mean() */
+		mean = mean_of(v, n);
+		s = 0;
+		for (k = 0; k < n; k++)
+			s += fabs(v[k] - mean);
+		return s / (double)n;
+	default:
+		return 0;
+	}
+}
+
+/* Group a list statistic's values by pixel (stable counting sort) and
+ * write its band. */
+static void list_finish(struct vz_raster *r, const struct stat_acc *a,
+			enum vz_agg agg, double *out)
+{
+	size_t npx = (size_t)r->w * r->h, end = 0;
+	size_t *off = r->loff;
+	double *v = r->lsorted;
+
+	for (size_t i = 0; i < npx; i++) {
+		end += a->n[i];
+		off[i] = end;
+	}
+	/* backwards with pre-decrement: stable, leaves off[] = starts */
+	for (size_t e = a->ln; e-- > 0;)
+		v[--off[a->lpix[e]]] = a->lval[e];
+	for (size_t i = 0; i < npx; i++)
+		out[i] = a->n[i] ? list_result(agg, v + off[i], a->n[i]) : 0;
 }
 
 void vz_raster_finish(struct vz_raster *r, double *bands)
@@ -712,6 +986,10 @@ void vz_raster_finish(struct vz_raster *r, double *bands)
 		const struct stat_acc *a = &r->st[k];
 		double *out = bands + k * npx;
 
+		if (a->mode != MODE_GLOBAL && a->list && r->valid) {
+			list_finish(r, a, st->agg, out);
+			continue;
+		}
 		if (a->mode != MODE_GLOBAL) {
 			for (size_t i = 0; i < npx; i++)
 				out[i] = r->valid ? result(a, st->agg, i) : 0;

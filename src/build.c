@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "build_i.h"
+#include "vizfs/dedup.h"
 #include "vizfs/geotiff.h"
 #include "vizfs/palette.h"
 #include "vizfs/png.h"
@@ -954,19 +955,48 @@ int vz_builder_gather_staged(struct vz_builder *b, struct vz_wctx *w,
 			     staged_blob, w);
 }
 
+/*
+ * Duplicate flags (spec §3) of the staged records gathered in w, one byte
+ * per record in gather order.  The PDG drops flagged rows before
+ * rasterizing for deduplicate_at 'staging' and 'raster' alike, so one
+ * per-tile computation over all records gives its result (dedup.h).
+ */
+static int dedup_flags(struct vz_builder *b, struct vz_wctx *w,
+		       const struct vz_tile_key *k, struct vz_buf *flags)
+{
+	const size_t *span = (const size_t *)w->spans.data;
+	size_t n = w->spans.len / (2 * sizeof *span);
+	struct vz_buf *views = calloc(n ? n : 1, sizeof *views);
+	int rc;
+
+	if (!views)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		views[i].data = w->blobs.data + span[2 * i];
+		views[i].len = span[2 * i + 1];
+	}
+	rc = vz_dedup_tile(b->c, k, b->in, views, n, flags);
+	free(views);
+	return rc;
+}
+
 int vz_builder_rasterize(struct vz_builder *b, struct vz_wctx *w,
 			  const struct vz_tile_key *k, double *bands)
 {
 	struct vz_staged_iter it;
 	struct vz_staged_rec rec;
+	struct vz_buf dup = {0};
 	struct vz_bbox box;
 	const size_t *span;
-	size_t n_spans;
+	size_t n_spans, r = 0;
 	int rc;
 
 	rc = vz_builder_gather_staged(b, w, k);
 	if (rc)
 		return rc;
+	if (vz_dedup_removes(b->c) && !b->in->prestaged &&
+	    (rc = dedup_flags(b, w, k, &dup)))
+		goto out;
 	vz_tms_bounds(b->c->tms, k, &box);
 	vz_raster_begin(w->ras, &box);
 	span = (const size_t *)w->spans.data;
@@ -977,18 +1007,23 @@ int vz_builder_rasterize(struct vz_builder *b, struct vz_wctx *w,
 		if (rc)
 			goto corrupt;
 		while ((rc = vz_staged_next(&it, &rec)) == 1) {
+			if (dup.data && r < dup.len && dup.data[r++])
+				continue;
 			rc = vz_raster_add(w->ras, &rec.poly);
 			if (rc)
-				return rc;
+				goto out;
 		}
 		if (rc < 0)
 			goto corrupt;
 	}
 	vz_raster_finish(w->ras, bands);
-	return 0;
+	rc = 0;
+	goto out;
 corrupt:
 	vz_err_set("cache %s: corrupt staged entry of tile %u/%u/%u",
 		   b->cache_dir, k->z, k->x, k->y);
+out:
+	vz_buf_free(&dup);
 	return rc;
 }
 

@@ -17,6 +17,8 @@
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
 
+#include "vizfs/dedup.h"
+
 /* Polygons with more points than this are clipped to each tile they span. */
 #define CLIP_MIN_POINTS 256
 /* Candidate tile blocks larger than this use a prepared geometry. */
@@ -1792,7 +1794,15 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 	char lname[16], ktile[64], ctile[64], ident[37];
 	int base, rc = 0;
 	VSIStatBufL sb;
+	/* staging_duplicated: only with a dedup method, as in the PDG; with
+	 * 'staging' in deduplicate_at the flagged rows are left out (§2.5) */
+	bool dedup = vz_dedup_enabled(c) && !inputs->prestaged;
+	bool drop_dups = dedup && vz_dedup_removes_staged(c);
+	struct vz_buf dup = {0};
+	size_t ri = 0;
 
+	if (dedup && (rc = vz_dedup_tile(c, k, inputs, blobs, n, &dup)))
+		return rc;
 	guard_begin(st);
 	if (mkdirs_for(path) != 0) {
 		vz_err_set("%s: cannot create parent directory", path);
@@ -1847,6 +1857,17 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 		if (e != OGRERR_NONE)
 			goto fail;
 	}
+	if (dedup) {
+		OGRFieldDefnH fl = OGR_Fld_Create("staging_duplicated",
+						  OFTInteger);
+		OGRErr e;
+
+		OGR_Fld_SetSubType(fl, OFSTBoolean);
+		e = OGR_L_CreateField(layer, fl, TRUE);
+		OGR_Fld_Destroy(fl);
+		if (e != OGRERR_NONE)
+			goto fail;
+	}
 	base = (int)c->n_attrs;
 	feat = OGR_F_Create(OGR_L_GetLayerDefn(layer));
 	if (!feat || GDALDatasetStartTransaction(ds, FALSE) != OGRERR_NONE)
@@ -1873,9 +1894,15 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 						  inputs->v[r.input].relname :
 						  "";
 			struct vz_tile_key ck;
-			bool has_ck;
+			bool has_ck, is_dup = false;
 			OGRGeometryH g;
 
+			if (dedup)
+				is_dup = ri < dup.len && dup.data[ri++];
+			if (drop_dups && is_dup)
+				continue;
+			if (dedup)
+				OGR_F_SetFieldInteger(feat, base + 8, is_dup);
 			has_ck = vz_tms_point_tile(c->tms, k->z, r.poly.cx,
 						   r.poly.cy, &ck) == 0;
 			if (has_ck)
@@ -1946,5 +1973,6 @@ cleanup:
 out:
 	VZ_FREEF(OSRDestroySpatialReference, srs);
 	guard_end(st);
+	vz_buf_free(&dup);
 	return rc;
 }

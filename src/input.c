@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,12 +75,20 @@ static char *make_relname(const char *path, const char *dir)
 	return strndup(s, (size_t)(e - s));
 }
 
+static const char *const side[] = {".dbf", ".shx", ".prj", ".cpg",
+				   ".DBF", ".SHX", ".PRJ", ".CPG"};
+
+static bool is_shp(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 4 && strcasecmp(path + n - 4, ".shp") == 0;
+}
+
 /* Size and mtime of a file plus, for shapefiles, its sidecars, so that a
  * changed .dbf changes the fingerprint. */
 static int file_info(const char *path, int64_t *size, int64_t *mt)
 {
-	static const char *const side[] = {".dbf", ".shx", ".prj", ".cpg",
-					   ".DBF", ".SHX", ".PRJ", ".CPG"};
 	struct stat sb;
 	size_t n = strlen(path);
 
@@ -89,7 +98,7 @@ static int file_info(const char *path, int64_t *size, int64_t *mt)
 		return S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
 	*size = sb.st_size;
 	*mt = mtime_ns(&sb);
-	if (n > 4 && strcasecmp(path + n - 4, ".shp") == 0) {
+	if (is_shp(path)) {
 		char *p = malloc(n + 1);
 		if (!p)
 			return -ENOMEM;
@@ -317,6 +326,34 @@ static int cmp_path(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+/*
+ * Each file of a shapefile on its own: the sum of sizes and the newest
+ * mtime in struct vz_input miss an older .dbf of the same size copied back
+ * (cp -p, tar, rsync -t) next to a newer .shp.
+ */
+static void hash_sidecars(struct vz_hash *h, const char *path)
+{
+	size_t n = strlen(path);
+	char p[PATH_MAX];
+	struct stat sb;
+
+	if (!is_shp(path) || n >= sizeof p)
+		return;
+	if (stat(path, &sb) == 0) {
+		vz_hash_u64(h, (uint64_t)sb.st_size);
+		vz_hash_u64(h, (uint64_t)mtime_ns(&sb));
+	}
+	for (size_t i = 0; i < VZ_ARRAY_SIZE(side); i++) {
+		memcpy(p, path, n - 4);
+		memcpy(p + n - 4, side[i], 5);
+		if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			vz_hash_u64(h, i);
+			vz_hash_u64(h, (uint64_t)sb.st_size);
+			vz_hash_u64(h, (uint64_t)mtime_ns(&sb));
+		}
+	}
+}
+
 static void fingerprint(struct vz_inputs *in)
 {
 	struct vz_hash h;
@@ -329,6 +366,7 @@ static void fingerprint(struct vz_inputs *in)
 		vz_hash_str(&h, v->relname);
 		vz_hash_u64(&h, (uint64_t)v->size);
 		vz_hash_u64(&h, (uint64_t)v->mtime_ns);
+		hash_sidecars(&h, v->path);
 		vz_hash_u64(&h, v->prestaged);
 		vz_hash_u64(&h, v->key.z);
 		vz_hash_u64(&h, v->key.x);

@@ -31,9 +31,10 @@ ogr.UseExceptions()
 # OGR warns about what the corpus does on purpose (unclosed rings, ...)
 gdal.PushErrorHandler("CPLQuietErrorHandler")
 
-# Good data: Alaska, about -150.5 E, 70.3 N.  Bad data is placed at least
-# 5 degrees away unless the case is about overlapping it, so that the good
-# tiles of the deep zooms must be byte-identical to a build of good alone.
+# Good data: Alaska, about -150.25 E, 70.2 N (WGS1984Quad z11 tiles
+# 338/224-225).  Bad data is placed at least 5 degrees away unless the case
+# is about overlapping it, so that the good tiles of the deep zooms must be
+# byte-identical to a build of good alone.
 GOOD_COUNT = 300
 GOOD_SEED = 11
 
@@ -254,7 +255,7 @@ def vector_cases(root):
     def mixed(d):
         # Data over the good area in formats ext_input does not match:
         # if any of it were read, the good tiles would change.
-        over = [(box(-150.7, 70.1, -150.3, 70.5), {ATTR: 9})]
+        over = [(box(-151, 69.5, -149.5, 71), {ATTR: 9})]
         write_layer(os.path.join(d, "other.geojson"), over)
         write_layer(os.path.join(d, "other.shp"), over)
         write_layer(os.path.join(d, "other.gpkg.bak"), over, driver="GPKG")

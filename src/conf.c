@@ -1642,7 +1642,8 @@ static int read_file(const char *path, char **buf, size_t *len)
 	char *b;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block here (it is refused below) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		vz_err_set("%s: cannot open config: %s", path, strerror(-rc));

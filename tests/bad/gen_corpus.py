@@ -547,6 +547,15 @@ def config_cases(root):
         return f
 
     good = json.dumps(base_config(d, cache, 11))
+    fifo = os.path.join(root, "conf", "cfg-fifo.json")
+    os.mkfifo(fifo)
+    out.append(Case(name="cfg-fifo", kind="config", config=fifo, rc=2,
+                    err=[r"cfg-fifo\.json", "regular"], good=None, zmax=11,
+                    ref=None, note="config is a FIFO: refused, no hang"))
+    out.append(Case(name="cfg-directory", kind="config",
+                    config=os.path.join(root, "conf"), rc=2,
+                    err=["conf", "regular"], good=None, zmax=11, ref=None,
+                    note="config is a directory"))
     add("invalid-json", text=good[:len(good) // 2],
         keys=[r"cfg-invalid-json\.json", "JSON"])
     add("not-object", text="[1, 2, 3]", keys=["object"])

@@ -108,7 +108,8 @@ static double combine(enum vz_resample m, const double v[4])
  * bound errors and their spill values, Q3, are not reproduced).
  * GDAL's warper has no gauss (rasterio refuses it, so the PDG cannot build
  * parents with it); vizfs uses GDAL's RasterIO gauss downsampling there,
- * which is what gdal_translate -r gauss and gdaladdo do.
+ * which is what gdal_translate -r gauss and gdaladdo do (GDAL computes it
+ * in float32, and centres it on each block's lower-right child pixel).
  */
 
 static bool is_kernel(enum vz_resample m)

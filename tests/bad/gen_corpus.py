@@ -399,7 +399,7 @@ def vector_cases(root):
         # a disc around the pole in polar stereographic metres
         write_layer(os.path.join(d, "bad-pole.gpkg"),
                     [(circle(0, 0, 300000, 64), {ATTR: 2})], epsg=3413)
-    add("polar", polar, 0, [], zmax=8,
+    add("polar", polar, 0, [], zmax=6,
         note="polar caps in lon/lat and a disc around the north pole in "
              "EPSG:3413")
 
@@ -455,7 +455,7 @@ def build(root, vizfs):
     # the references: the good file alone, per format and max zoom
     refs = {}
     for fmt in ("gpkg", "shp"):
-        for zmax in (8, 11):
+        for zmax in (6, 8, 11):
             d = os.path.join(root, "ref-%s-%d" % (fmt, zmax))
             os.makedirs(d)
             copy_good(root, fmt, d)

@@ -47,7 +47,8 @@ static void check_conf(const struct vz_conf *c)
 		FZ_CHECK(st->nodata_color);
 		FZ_CHECK(st->prop != VZ_PROP_ATTRIBUTE ||
 			 (st->attr >= 0 && (size_t)st->attr < c->n_attrs));
-		FZ_CHECK(vz_agg_name(st->agg) && vz_resample_name(st->resample));
+		FZ_CHECK(vz_agg_name(st->agg) &&
+			 vz_resample_name(st->resample));
 		check_range(&st->val_range);
 		for (int z = c->z_min; z <= c->z_max; z++) {
 			struct vz_range rr;

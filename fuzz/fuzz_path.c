@@ -16,8 +16,8 @@
 /* Layouts the parser must handle: PDG default, the short single-statistic
  * form, deep zooms on WebMercatorQuad, and style without tms. */
 static const char *const configs[] = {
-	"{\"statistics\": [" STAT("coverage") ", " STAT("polygon_count") ", "
-	STAT("x") "]}",
+	"{\"statistics\": [" STAT("coverage") ", " STAT(
+		"polygon_count") ", " STAT("x") "]}",
 	"{\"tms_id\": \"WebMercatorQuad\", \"z_range\": [3, 24], "
 	"\"tile_path_structure\": [\"z\", \"x\", \"y\"], "
 	"\"statistics\": [" STAT("only") "]}",
@@ -101,8 +101,8 @@ static void check_ref(const struct vz_conf *c, const uint8_t *d, size_t n)
 	r.stat = r.kind == VZ_KIND_PNG ? (int)(d[1] % c->n_stats) : -1;
 	for (int i = 0; i < 3; i++)
 		memcpy(&v[i], d + 2 + 4 * i, 4);
-	r.key.z = (uint8_t)(c->z_min + v[0] % (uint32_t)(c->z_max -
-							 c->z_min + 1));
+	r.key.z = (uint8_t)(c->z_min +
+			    v[0] % (uint32_t)(c->z_max - c->z_min + 1));
 	if (r.kind == VZ_KIND_STAGED)
 		r.key.z = (uint8_t)c->z_max;
 	r.key.x = v[1] % vz_tms_cols(c->tms, r.key.z);

@@ -16,7 +16,15 @@ Built in: check_prefetch and check_render (batch commands) for the vector
 and config cases, check_paths for the path cases.  A mount check is added
 by dropping a module check_mount.py with a function check(case, ctx) next
 to this file (or calling register() from a wrapper): it is then run for
-every case, after the batch checks.
+every case, after the batch checks.  What it should assert, per kind:
+
+  vector  mount case["config"] (in a fresh cache); every path of
+          ctx.ref_tiles(case) reads back those bytes when case["good"];
+          the daemon log names what case["err"] lists; unmount is clean
+  config  the mount is refused: exit 2, stderr matches case["err"]
+  path    on a mount of case["config"], case["path"] is ENOENT (lookup,
+          stat, open) and nothing is rendered (run_paths compares `vizfs
+          info` before and after all path cases)
 
 Usage: run.py [CASE-NAME-PATTERN...]  (e.g. 'cfg-*' 'path-*')      (env VIZFS = the vizfs binary)
 Exit 0 when all checks pass, 1 otherwise, 77 when python3-gdal is missing.

@@ -14,8 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cpl_error.h>
-#include <ogr_srs_api.h>
+#include <proj.h>
 
 #include "vizfs/palette.h"
 
@@ -1072,20 +1071,23 @@ static int parse_keep_rules(const struct pctx *x, json_object *root,
 	return 0;
 }
 
-/* A CRS GDAL/PROJ understand (validated now rather than per tile). */
+/* A CRS PROJ understands (validated now rather than per tile), checked
+ * with a PROJ context of our own, as the dedup module uses it. */
 static int check_crs(const struct pctx *x, const char *key, const char *def)
 {
-	OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-	OGRErr e;
+	PJ_CONTEXT *ctx = proj_context_create();
+	PJ *p;
+	bool ok;
 
-	if (!srs)
+	if (!ctx)
 		return nomem();
-	CPLPushErrorHandler(CPLQuietErrorHandler);
-	e = OSRSetFromUserInput(srs, def);
-	CPLPopErrorHandler();
-	OSRDestroySpatialReference(srs);
-	if (e != OGRERR_NONE)
-		return cerr(x, key, "'%.60s' is not a CRS GDAL/PROJ know "
+	proj_log_level(ctx, PJ_LOG_NONE);
+	p = proj_create(ctx, def);
+	ok = p && proj_is_crs(p);
+	proj_destroy(p);
+	proj_context_destroy(ctx);
+	if (!ok)
+		return cerr(x, key, "'%.60s' is not a CRS PROJ knows "
 			    "(expected e.g. 'EPSG:3857')", def);
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <geos_c.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
+#include <proj.h>
 
 #include "vizfs/geotiff.h"
 #include "vizfs/staged.h"
@@ -83,8 +84,11 @@ struct vz_dedup {
 	GEOSContextHandle_t geos;
 	char geos_msg[256];
 	GEOSWKBReader *wkb;
-	OGRSpatialReferenceH tms_srs;
-	OGRCoordinateTransformationH to_dist; /* NULL: TMS CRS units */
+	/* PROJ directly, with a context of our own: OGR objects would use
+	 * GDAL's per-thread PROJ context, which may be gone when a thread's
+	 * context is freed at thread exit */
+	PJ_CONTEXT *pj_ctx;
+	PJ *to_dist; /* TMS CRS -> distance CRS; NULL: TMS CRS units */
 	struct fp **fps;
 	size_t n_fps;
 	uint64_t serial;
@@ -238,7 +242,6 @@ static void fps_clear(struct vz_dedup *d)
 int vz_dedup_new(const struct vz_conf *c, struct vz_dedup **out)
 {
 	struct vz_dedup *d;
-	OGRSpatialReferenceH dist = NULL;
 	int rc = -ENOMEM;
 
 	*out = NULL;
@@ -255,21 +258,20 @@ int vz_dedup_new(const struct vz_conf *c, struct vz_dedup **out)
 					      d);
 	if (!(d->wkb = GEOSWKBReader_create_r(d->geos)))
 		goto fail;
-	d->tms_srs = srs_from(c->tms->crs);
-	if (!d->tms_srs) {
-		vz_err_set("dedup: TMS CRS %s unavailable", c->tms->crs);
-		rc = VZ_E_CRS;
-		goto fail;
-	}
 	if (d->neighbor && c->has_centroid_tol && c->distance_crs) {
-		dist = srs_from(c->distance_crs);
-		if (dist) {
-			CPLPushErrorHandler(CPLQuietErrorHandler);
-			d->to_dist = OCTNewCoordinateTransformation(d->tms_srs,
-								    dist);
-			CPLPopErrorHandler();
+		PJ *p = NULL;
+
+		if (!(d->pj_ctx = proj_context_create()))
+			goto fail;
+		proj_log_level(d->pj_ctx, PJ_LOG_NONE);
+		p = proj_create_crs_to_crs(d->pj_ctx, c->tms->crs,
+					   c->distance_crs, NULL);
+		if (p) {
+			/* lon/lat (x, y) order like the staged coordinates */
+			d->to_dist =
+				proj_normalize_for_visualization(d->pj_ctx, p);
+			proj_destroy(p);
 		}
-		OSRDestroySpatialReference(dist);
 		if (!d->to_dist) {
 			vz_err_set("config %s: deduplicate_distance_crs: no "
 				   "transformation from %s to '%s'",
@@ -297,9 +299,9 @@ void vz_dedup_free(struct vz_dedup *d)
 	}
 	free(d->fps);
 	if (d->to_dist)
-		OCTDestroyCoordinateTransformation(d->to_dist);
-	if (d->tms_srs)
-		OSRDestroySpatialReference(d->tms_srs);
+		proj_destroy(d->to_dist);
+	if (d->pj_ctx)
+		proj_context_destroy(d->pj_ctx);
 	free(d->items);
 	free(d->groups);
 	free(d->idx);
@@ -375,7 +377,7 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 	GDALDatasetH ds = NULL;
 	OGRLayerH layer;
 	OGRFeatureDefnH fd;
-	OGRSpatialReferenceH src = NULL;
+	OGRSpatialReferenceH src = NULL, tms = srs_from(c->tms->crs);
 	OGRCoordinateTransformationH ct = NULL;
 	OGRFeatureH feat;
 	GEOSGeometry **parts = NULL, *coll;
@@ -388,10 +390,10 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 	char whybuf[300];
 	int rc = 0;
 
-	if (nr && (!(fidx = calloc(nr, sizeof *fidx)) ||
+	if (!tms || (nr && (!(fidx = calloc(nr, sizeof *fidx)) ||
 		   !(ftype = calloc(nr, sizeof *ftype)) ||
 		   !(row = calloc(nr, sizeof *row)) ||
-		   !(f->best = calloc(nr, sizeof *f->best)))) {
+		   !(f->best = calloc(nr, sizeof *f->best))))) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -414,9 +416,9 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 	if (OGR_L_GetSpatialRef(layer)) {
 		src = OSRClone(OGR_L_GetSpatialRef(layer));
 		OSRSetAxisMappingStrategy(src, OAMS_TRADITIONAL_GIS_ORDER);
-		if (!OSRIsSame(src, d->tms_srs)) {
+		if (!OSRIsSame(src, tms)) {
 			CPLPushErrorHandler(CPLQuietErrorHandler);
-			ct = OCTNewCoordinateTransformation(src, d->tms_srs);
+			ct = OCTNewCoordinateTransformation(src, tms);
 			CPLPopErrorHandler();
 			if (!ct) {
 				why = "no transformation to the TMS CRS";
@@ -426,9 +428,9 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 	} else if (c->input_crs) {
 		/* like the inputs: input_crs stands for a missing CRS */
 		src = srs_from(c->input_crs);
-		if (src && !OSRIsSame(src, d->tms_srs))
-			ct = OCTNewCoordinateTransformation(src, d->tms_srs);
-		if (!src || (!OSRIsSame(src, d->tms_srs) && !ct)) {
+		if (src && !OSRIsSame(src, tms))
+			ct = OCTNewCoordinateTransformation(src, tms);
+		if (!src || (!OSRIsSame(src, tms) && !ct)) {
 			why = "has no CRS and input_crs cannot be used";
 			goto out;
 		}
@@ -542,6 +544,8 @@ out:
 		OCTDestroyCoordinateTransformation(ct);
 	if (src)
 		OSRDestroySpatialReference(src);
+	if (tms)
+		OSRDestroySpatialReference(tms);
 	if (ds)
 		GDALClose(ds);
 	if (why) {
@@ -935,8 +939,15 @@ static void centroid_d(struct vz_dedup *d, struct item *it)
 	if (it->has_d)
 		return;
 	it->has_d = true;
-	if (d->to_dist && !OCTTransform(d->to_dist, 1, &x, &y, NULL))
-		x = y = NAN; /* distance unknown: never within tolerance */
+	if (d->to_dist) {
+		PJ_COORD p = proj_trans(d->to_dist, PJ_FWD,
+					proj_coord(x, y, 0, 0));
+		x = p.xy.x;
+		y = p.xy.y;
+		/* failed (HUGE_VAL): distance unknown, never within tolerance */
+		if (!isfinite(x) || !isfinite(y))
+			x = y = NAN;
+	}
 	it->dx = x;
 	it->dy = y;
 }

@@ -63,6 +63,7 @@ struct item {
 	GEOSGeometry *g; /* built on first use */
 	bool has_d;
 	double dx, dy; /* centroid in deduplicate_distance_crs */
+	double ratio_area; /* 0 until computed */
 	bool flag;
 	bool lose; /* loses in the current pair of files */
 };
@@ -952,6 +953,27 @@ static void centroid_d(struct vz_dedup *d, struct item *it)
 	it->dy = y;
 }
 
+/*
+ * The area an overlap is measured against: staging_area, the whole
+ * polygon's area, as the PDG does.  Large polygons (many vertices over
+ * several tiles) are staged clipped to each tile, so only their part in
+ * this tile can intersect here: for them the ratio is taken within the
+ * tile (against the clipped area), or a large duplicate would go unnoticed
+ * in tiles holding a small part of it.
+ */
+static double ratio_area(struct vz_dedup *d, struct item *it,
+			 const GEOSGeometry *g)
+{
+	double a = 0;
+
+	if (it->ratio_area > 0)
+		return it->ratio_area;
+	if (!GEOSArea_r(d->geos, g, &a) || !(a > 0))
+		a = it->poly.area;
+	it->ratio_area = a < it->poly.area * (1 - 1e-6) ? a : it->poly.area;
+	return it->ratio_area;
+}
+
 /* Is (a, b) a duplicate pair?  @return 1, 0, or an error. */
 static int dup_pair(struct vz_dedup *d, struct item *a, struct item *b)
 {
@@ -980,9 +1002,8 @@ static int dup_pair(struct vz_dedup *d, struct item *a, struct item *b)
 	if (!(ia > 0))
 		return 0;
 	if (c->has_overlap_tol) {
-		/* ratios against staging_area, the whole polygon's area */
-		bool r1 = ia / a->poly.area > c->overlap_tol;
-		bool r2 = ia / b->poly.area > c->overlap_tol;
+		bool r1 = ia / ratio_area(d, a, ga) > c->overlap_tol;
+		bool r2 = ia / ratio_area(d, b, gb) > c->overlap_tol;
 		if (c->overlap_both ? !(r1 && r2) : !(r1 || r2))
 			return 0;
 	}

@@ -110,6 +110,14 @@ static void rect(struct recs *r, size_t b, uint32_t input, int64_t fid,
 	VT_EQ_INT(vz_staged_append(&r->blob[b], &rec), 0);
 }
 
+/* Set the staged area of the first record of blob @p b (as if the
+ * geometry were the part of a polygon of @p area clipped to the tile). */
+static void clipped_area(struct recs *r, size_t b, double area)
+{
+	/* record layout (staged.h): header 8 bytes, then cx, cy, area */
+	memcpy(r->blob[b].data + 8 + 2 * sizeof(double), &area, sizeof area);
+}
+
 /* Flags of the records as a string of '0'/'1' in record order. */
 static const char *flags(const struct vz_conf *c, struct recs *r)
 {
@@ -277,6 +285,23 @@ static void test_neighbor_overlap(void)
 	rect(&r, 1, 1, 1, 0.4, 0, 1.4, 1, NULL);
 	rect(&r, 1, 1, 2, 10.6, 0, 11.6, 1, NULL);
 	VT_FLAGS(both, &r, "0010");
+	recs_free(&r);
+
+	/* a large polygon staged clipped to the tile (its staging_area is
+	 * 4x the part here) and its duplicate: compared within the tile (the
+	 * whole-area ratio would be 0.25); the larger staging_area stays */
+	recs_init(&r, 0);
+	rect(&r, 0, 0, 1, 0, 0, 1, 1, NULL);
+	rect(&r, 1, 1, 1, 0, 0, 1, 1, NULL);
+	clipped_area(&r, 0, 4);
+	VT_FLAGS(both, &r, "01");
+	recs_free(&r);
+	/* ... 60% of its part here covered by b: ratios 0.6 and 1 */
+	recs_init(&r, 0);
+	rect(&r, 0, 0, 1, 0, 0, 1, 1, NULL);
+	rect(&r, 1, 1, 1, 0, 0, 0.6, 1, NULL);
+	clipped_area(&r, 0, 4);
+	VT_FLAGS(both, &r, "01");
 	recs_free(&r);
 out:
 	vz_conf_free(both);

@@ -32,6 +32,11 @@ for c in raster staging; do
 		"$T/out-$c/web_tiles/polygon_count/WGS1984Quad/15" >/dev/null 2>&1 && ok ||
 		fail "$c: z15 polygon_count PNGs differ from the single-file build"
 done
+# one worker gives the same bytes as several
+sed "s#$T/c-raster#$T/c-raster1#" "$T/raster.json" >"$T/raster1.json"
+expect_rc 0 "$VIZFS" export "$T/raster1.json" "$T/out-raster1" --workers 1 --quiet
+diff -r -q "$T/out-raster/geotiff" "$T/out-raster1/geotiff" >/dev/null 2>&1 && ok ||
+	fail "1 worker and several give different GeoTIFFs"
 # ... while without removal the duplicates count twice
 t=$(cd "$T/out-one/geotiff" && find . -name '*.tif' | sort | head -1)
 cmp -s "$T/out-one/geotiff/$t" "$T/out-dup/geotiff/$t" && fail "duplicated build equals the single one" || ok

@@ -1193,8 +1193,7 @@ static int compute_band(struct vz_builder *b, struct vz_wctx *w,
 			return rc;
 		child[i] = w->child[i];
 	}
-	vz_pyramid_parent(b->c, child, bands);
-	return 0;
+	return vz_pyramid_build(b->c, child, bands);
 }
 
 struct level_job {
@@ -1427,7 +1426,7 @@ static int ensure_band(struct vz_builder *b, struct vz_wctx *w,
 			child[i] = kids[i];
 		}
 		if (!rc)
-			vz_pyramid_parent(b->c, child, out);
+			rc = vz_pyramid_build(b->c, child, out);
 		for (int i = 0; i < 4; i++)
 			free(kids[i]);
 	}

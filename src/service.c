@@ -485,7 +485,7 @@ static int run_band(struct vz_service *s, struct worker *wk, struct job *j)
 			child[i] = wk->w->child[i];
 		}
 		if (!rc)
-			vz_pyramid_parent(s->c, child, bands);
+			rc = vz_pyramid_build(s->c, child, bands);
 	}
 	if (!rc)
 		rc = vz_builder_store_band(b, wk->w, &j->key, bands, true);

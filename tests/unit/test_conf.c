@@ -224,7 +224,7 @@ static void test_enum_names(void)
 {
 	char json[512];
 
-	for (int a = VZ_AGG_SUM; a <= VZ_AGG_VAR; a++) {
+	for (int a = VZ_AGG_SUM; a <= VZ_AGG_ALL; a++) {
 		struct vz_conf *c;
 		snprintf(json, sizeof json,
 			 "{\"statistics\": [{\"name\": \"s\", \"weight_by\":"
@@ -236,7 +236,7 @@ static void test_enum_names(void)
 		VT_CHECK(c && c->stats[0].agg == (enum vz_agg)a);
 		vz_conf_free(c);
 	}
-	for (int r = VZ_RS_NEAREST; r <= VZ_RS_RMS; r++) {
+	for (int r = VZ_RS_NEAREST; r <= VZ_RS_GAUSS; r++) {
 		struct vz_conf *c;
 		snprintf(json, sizeof json,
 			 "{\"statistics\": [{\"name\": \"s\", \"weight_by\":"
@@ -365,11 +365,11 @@ static void test_errors(void)
 		   "statistics[0].weight_by", "'pixel'");
 	expect_err("{\"statistics\": [{\"name\": \"s\", \"weight_by\": "
 		   "\"count\", \"property\": \"A\", \"aggregation_method\": "
-		   "\"median\", \"resampling_method\": \"sum\"}]}",
+		   "\"idxmin\", \"resampling_method\": \"sum\"}]}",
 		   "statistics[0].aggregation_method", "not supported yet");
 	expect_err("{\"statistics\": [{\"name\": \"s\", \"weight_by\": "
 		   "\"count\", \"property\": \"A\", \"aggregation_method\": "
-		   "\"nunique\", \"resampling_method\": \"sum\"}]}",
+		   "\"ohlc\", \"resampling_method\": \"sum\"}]}",
 		   "statistics[0].aggregation_method", "not supported yet");
 	expect_err("{\"statistics\": [{\"name\": \"s\", \"weight_by\": "
 		   "\"count\", \"property\": \"A\", \"aggregation_method\": "
@@ -377,12 +377,12 @@ static void test_errors(void)
 		   "statistics[0].aggregation_method", "one of");
 	expect_err("{\"statistics\": [{\"name\": \"s\", \"weight_by\": "
 		   "\"count\", \"property\": \"A\", \"aggregation_method\": "
-		   "\"sum\", \"resampling_method\": \"bilinear\"}]}",
-		   "statistics[0].resampling_method", "not supported yet");
+		   "\"sum\", \"resampling_method\": \"cubicspline\"}]}",
+		   "statistics[0].resampling_method", "one of");
 	expect_err("{\"statistics\": [{\"name\": \"s\", \"weight_by\": "
 		   "\"count\", \"property\": \"A\", \"aggregation_method\": "
-		   "\"sum\", \"resampling_method\": \"lanczos\"}]}",
-		   "statistics[0].resampling_method", "not supported yet");
+		   "\"sum\", \"resampling_method\": \"bicubic\"}]}",
+		   "statistics[0].resampling_method", "one of");
 	expect_err("{\"statistics\": [{\"name\": \"s\", \"weight_by\": "
 		   "\"count\", \"property\": \"A\", \"aggregation_method\": "
 		   "\"sum\", \"resampling_method\": \"near\"}]}",

@@ -24,7 +24,8 @@
 /* Room for a warning naming an input. */
 #define PATH_MAX_MSG 1200
 
-/* Footprint files kept per context before the cache is emptied. */
+/* Footprint files kept per context before the cache is emptied (only
+ * between tiles: a tile's groups point into it). */
 #define MAX_CACHED_FOOTPRINTS 1024
 
 /* One keep-rule value of a footprint row. */
@@ -91,7 +92,7 @@ struct vz_dedup {
 	PJ_CONTEXT *pj_ctx;
 	PJ *to_dist; /* TMS CRS -> distance CRS; NULL: TMS CRS units */
 	struct fp **fps;
-	size_t n_fps;
+	size_t n_fps, cap_fps;
 	uint64_t serial;
 	/* per tile scratch */
 	struct item *items;
@@ -590,18 +591,21 @@ static int fp_get(struct vz_dedup *d, const char *relname, struct fp **out)
 			*out = e->g ? e : NULL;
 			return 0;
 		}
-		/* changed: drop it (and every cached overlap) */
-		fps_clear(d);
+		/* changed: reload it (overlaps cached with others name its
+		 * old serial and are never matched again) */
+		fp_free(d->geos, e, d->c->n_keep_rules);
+		d->fps[i] = d->fps[--d->n_fps];
 		break;
 	}
-	if (d->n_fps >= MAX_CACHED_FOOTPRINTS)
-		fps_clear(d);
-	if (!d->fps) {
-		d->fps = calloc(MAX_CACHED_FOOTPRINTS, sizeof *d->fps);
-		if (!d->fps) {
+	if (d->n_fps == d->cap_fps) {
+		size_t nc = d->cap_fps ? 2 * d->cap_fps : 16;
+		struct fp **nf = realloc(d->fps, nc * sizeof *nf);
+		if (!nf) {
 			free(path);
 			return -ENOMEM;
 		}
+		d->fps = nf;
+		d->cap_fps = nc;
 	}
 	if (!(f = calloc(1, sizeof *f))) {
 		free(path);
@@ -1202,6 +1206,8 @@ int vz_dedup_flags(struct vz_dedup *d, const struct vz_tile_key *k,
 				   k->z, k->x, k->y);
 		goto out;
 	}
+	if (d->n_fps > MAX_CACHED_FOOTPRINTS)
+		fps_clear(d);
 	if (vz_dedup_enabled(c) && d->n_items) {
 		if ((rc = make_groups(d)))
 			goto out;

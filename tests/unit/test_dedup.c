@@ -488,6 +488,45 @@ out:
 	vz_conf_free(clip);
 }
 
+/* A context notices a footprint file that changed (or appeared). */
+static void test_footprint_change(void)
+{
+	static const double box_b[] = {1, 0, 2, 2};
+	static const double box_c[] = {0, 0, 100, 100};
+	static const char *const date[] = {"2021-01-01"};
+	struct vz_conf *c = conf(FOOTPRINTS("\"deduplicate_at\": null"));
+	struct vz_dedup *d = NULL;
+	struct vz_buf f = {0};
+	char path[1024];
+	struct recs r;
+
+	if (!c || vz_dedup_new(c, &d))
+		goto out;
+	recs_init(&r, 0);
+	rect(&r, 0, 0, 1, 1.2, 0.2, 1.4, 0.4, NULL);  /* a, in overlap */
+	rect(&r, 0, 1, 1, 2.5, 0.2, 2.7, 0.4, NULL);  /* b */
+	rect(&r, 1, 2, 1, 50, 50, 51, 51, NULL);      /* c, no footprint */
+	VT_EQ_INT(vz_dedup_flags(d, &tile, &inputs, r.blob, r.n, &f), 0);
+	VT_CHECK(f.len == 3 && f.data[0] && !f.data[1] && !f.data[2]);
+	/* b's footprint shrinks to [1,2]: its polygon at x 2.5 is now
+	 * outside it; c's footprint appears (tying with b, after it by
+	 * name): c's polygon lies outside every overlap and stays */
+	snprintf(path, sizeof path, "%s/footprints/b.gpkg", tmp);
+	unlink(path);
+	usleep(10000);
+	footprint("b.gpkg", 4326, box_b, date, 1);
+	footprint("sub/c.gpkg", 4326, box_c, date, 1);
+	VT_EQ_INT(vz_dedup_flags(d, &tile, &inputs, r.blob, r.n, &f), 0);
+	VT_CHECK(f.len == 3 && f.data[0] && f.data[1] && !f.data[2]);
+	recs_free(&r);
+	snprintf(path, sizeof path, "%s/footprints/sub/c.gpkg", tmp);
+	unlink(path);
+out:
+	vz_buf_free(&f);
+	vz_dedup_free(d);
+	vz_conf_free(c);
+}
+
 static void test_clip_with_neighbor(void)
 {
 	/* the clip also runs for 'neighbor' (spec Q21); a clipped polygon
@@ -688,6 +727,7 @@ int main(void)
 	test_neighbor_three_files();
 	test_footprints();
 	test_clip_with_neighbor();
+	test_footprint_change();
 	test_tile_tls();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
 	rc = system(cmd);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <math.h>
@@ -1365,6 +1366,68 @@ static void hash_range(struct vz_hash *h, const struct vz_range *r)
 	}
 }
 
+/* Footprint files (name, size, mtime) for the fingerprint: they decide
+ * which polygons are duplicates.  nftw() has no user pointer. */
+static __thread struct {
+	char **v;
+	size_t n, cap;
+	const char *ext;
+	size_t root_len;
+	bool oom;
+} fpw;
+
+static int fp_walk(const char *path, const struct stat *st, int type,
+		   struct FTW *ftw)
+{
+	size_t l = strlen(path), le = strlen(fpw.ext);
+	char *e;
+
+	(void)ftw;
+	if (type != FTW_F || l < le || strcmp(path + l - le, fpw.ext))
+		return 0;
+	if (fpw.n == fpw.cap) {
+		size_t nc = fpw.cap ? 2 * fpw.cap : 64;
+		char **nv = realloc(fpw.v, nc * sizeof *nv);
+		if (!nv) {
+			fpw.oom = true;
+			return 1;
+		}
+		fpw.v = nv;
+		fpw.cap = nc;
+	}
+	if (asprintf(&e, "%s|%lld|%lld.%09ld", path + fpw.root_len,
+		     (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+		     st->st_mtim.tv_nsec) < 0) {
+		fpw.oom = true;
+		return 1;
+	}
+	fpw.v[fpw.n++] = e;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void hash_footprints(struct vz_hash *h, const struct vz_conf *c)
+{
+	memset(&fpw, 0, sizeof fpw);
+	fpw.ext = c->ext_footprints;
+	fpw.root_len = strlen(c->dir_footprints);
+	if (nftw(c->dir_footprints, fp_walk, 16, FTW_PHYS) != 0 || fpw.oom)
+		vz_hash_str(h, "?"); /* unreadable: never equal to a listing */
+	if (fpw.n)
+		qsort(fpw.v, fpw.n, sizeof *fpw.v, cmp_str);
+	vz_hash_u64(h, fpw.n);
+	for (size_t i = 0; i < fpw.n; i++) {
+		vz_hash_str(h, fpw.v[i]);
+		free(fpw.v[i]);
+	}
+	free(fpw.v);
+	memset(&fpw, 0, sizeof fpw);
+}
+
 /*
  * Everything that changes output bytes, in a fixed order with explicit
  * lengths/terminators so that no two configs serialise alike.  Not hashed:
@@ -1416,6 +1479,8 @@ static void fingerprint(struct vz_conf *c)
 		vz_hash_u64(&h, c->clip_to_footprint);
 		vz_hash_str(&h, c->dir_footprints);
 		vz_hash_str(&h, c->ext_footprints);
+		if (c->clip_to_footprint || strcmp(c->dedup_method, "neighbor"))
+			hash_footprints(&h, c);
 		vz_hash_u64(&h, c->n_attrs);
 		for (size_t i = 0; i < c->n_attrs; i++)
 			vz_hash_str(&h, c->attrs[i]);

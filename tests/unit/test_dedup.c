@@ -495,6 +495,7 @@ static void test_footprint_change(void)
 	static const double box_c[] = {0, 0, 100, 100};
 	static const char *const date[] = {"2021-01-01"};
 	struct vz_conf *c = conf(FOOTPRINTS("\"deduplicate_at\": null"));
+	struct vz_conf *c2 = NULL, *c3 = NULL;
 	struct vz_dedup *d = NULL;
 	struct vz_buf f = {0};
 	char path[1024];
@@ -508,6 +509,9 @@ static void test_footprint_change(void)
 	rect(&r, 1, 2, 1, 50, 50, 51, 51, NULL);      /* c, no footprint */
 	VT_EQ_INT(vz_dedup_flags(d, &tile, &inputs, r.blob, r.n, &f), 0);
 	VT_CHECK(f.len == 3 && f.data[0] && !f.data[1] && !f.data[2]);
+	/* the footprint files are part of the config fingerprint */
+	c2 = conf(FOOTPRINTS("\"deduplicate_at\": null"));
+	VT_CHECK(c2 && strcmp(c->fingerprint, c2->fingerprint) == 0);
 	/* b's footprint shrinks to [1,2]: its polygon at x 2.5 is now
 	 * outside it; c's footprint appears (tying with b, after it by
 	 * name): c's polygon lies outside every overlap and stays */
@@ -518,6 +522,8 @@ static void test_footprint_change(void)
 	footprint("sub/c.gpkg", 4326, box_c, date, 1);
 	VT_EQ_INT(vz_dedup_flags(d, &tile, &inputs, r.blob, r.n, &f), 0);
 	VT_CHECK(f.len == 3 && f.data[0] && f.data[1] && !f.data[2]);
+	c3 = conf(FOOTPRINTS("\"deduplicate_at\": null"));
+	VT_CHECK(c2 && c3 && strcmp(c2->fingerprint, c3->fingerprint));
 	recs_free(&r);
 	snprintf(path, sizeof path, "%s/footprints/sub/c.gpkg", tmp);
 	unlink(path);
@@ -525,6 +531,8 @@ out:
 	vz_buf_free(&f);
 	vz_dedup_free(d);
 	vz_conf_free(c);
+	vz_conf_free(c2);
+	vz_conf_free(c3);
 }
 
 static void test_clip_with_neighbor(void)

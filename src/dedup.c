@@ -59,7 +59,6 @@ struct item {
 	struct vz_poly poly;
 	int64_t fid;
 	uint32_t input, part;
-	uint32_t group;
 	double minx, miny, maxx, maxy;
 	GEOSGeometry *g; /* built on first use */
 	bool has_d;
@@ -111,25 +110,28 @@ static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **warned; /* guarded by warn_lock: paths already warned about */
 static size_t n_warned;
 
-/* Log @p msg about @p path once per process. */
+/* Log "footprint <path>: <msg>" once per process (every worker thread
+ * meets the same footprints). */
 static void warn_once(const char *path, const char *msg)
 {
-	bool seen = false;
-	char **w, *p;
+	bool seen = false, kept = false;
+	char **w, *line = NULL;
 
+	if (asprintf(&line, "footprint %s: %s", path, msg) < 0)
+		return;
 	pthread_mutex_lock(&warn_lock);
 	for (size_t i = 0; i < n_warned && !seen; i++)
-		seen = strcmp(warned[i], path) == 0;
-	if (!seen && (p = strdup(path)) &&
-	    (w = realloc(warned, (n_warned + 1) * sizeof *w))) {
+		seen = strcmp(warned[i], line) == 0;
+	if (!seen && (w = realloc(warned, (n_warned + 1) * sizeof *w))) {
 		warned = w;
-		warned[n_warned++] = p;
-	} else if (!seen) {
-		free(p);
+		warned[n_warned++] = line;
+		kept = true;
 	}
 	pthread_mutex_unlock(&warn_lock);
 	if (!seen)
-		vz_log(VZ_LOG_WARN, "dedup: footprint %s: %s", path, msg);
+		vz_log(VZ_LOG_WARN, "dedup: %s", line);
+	if (!kept)
+		free(line);
 }
 
 /* ---- config queries ----------------------------------------------------- */
@@ -824,9 +826,8 @@ static int make_groups(struct vz_dedup *d)
 {
 	size_t n = d->n_items, g = 0;
 
-	free(d->idx);
-	free(d->groups);
-	d->groups = NULL;
+	VZ_FREEF(free, d->idx);
+	VZ_FREEF(free, d->groups);
 	d->n_groups = 0;
 	if (!(d->idx = malloc((n ? n : 1) * sizeof *d->idx)))
 		return -ENOMEM;
@@ -851,7 +852,6 @@ static int make_groups(struct vz_dedup *d)
 		}
 		gr = &d->groups[d->n_groups - 1];
 		gr->n++;
-		it->group = (uint32_t)(d->n_groups - 1);
 	}
 	return 0;
 }

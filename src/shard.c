@@ -386,8 +386,9 @@ out:
 
 struct copy_ud {
 	struct vz_builder *b;
+	struct vz_cache *from;
 	enum vz_db db;
-	uint64_t n;
+	uint64_t n, bytes;
 };
 
 static int copy_cb(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
@@ -395,6 +396,14 @@ static int copy_cb(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	struct copy_ud *c = ud;
 	c->n++;
+	/* Keep RSS bounded: drop the shard's pages read so far (the scan
+	 * reads the whole shard cache through its map). */
+	c->bytes += kl + vl;
+	if (c->bytes > (64u << 20)) {
+		c->bytes = 0;
+		vz_cache_trim(c->from);
+		vz_cache_trim(c->b->cache);
+	}
 	if (c->db == VZ_DB_META &&
 	    !(kl > 4 && (memcmp(k, "stg/", 4) == 0 ||
 			 (kl > 8 && memcmp(k, "stgtime/", 8) == 0))))
@@ -493,7 +502,7 @@ int vz_builder_merge(struct vz_builder *b, const char *const *dirs, size_t n)
 
 		rc = vz_cache_open(&o, &sc);
 		for (size_t d = 0; d < VZ_ARRAY_SIZE(copy) && !rc; d++) {
-			struct copy_ud cu = {b, copy[d], 0};
+			struct copy_ud cu = {b, sc, copy[d], 0, 0};
 			rc = vz_cache_scan(sc, copy[d], NULL, 0, copy_cb, &cu);
 		}
 		if (!rc && b->o.progress)

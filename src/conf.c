@@ -1088,8 +1088,10 @@ static int check_crs(const struct pctx *x, const char *key, const char *def)
 	proj_destroy(p);
 	proj_context_destroy(ctx);
 	if (!ok)
-		return cerr(x, key, "'%.60s' is not a CRS PROJ knows "
-			    "(expected e.g. 'EPSG:3857')", def);
+		return cerr(x, key,
+			    "'%.60s' is not a CRS PROJ knows "
+			    "(expected e.g. 'EPSG:3857')",
+			    def);
 	return 0;
 }
 

@@ -37,7 +37,7 @@ struct fpval {
 
 /* Intersection of two footprints (cached: footprints are large). */
 struct fp_overlap {
-	uint64_t other; /* serial of the other footprint */
+	uint64_t other;	 /* serial of the other footprint */
 	GEOSGeometry *g; /* NULL: no intersection */
 	const GEOSPreparedGeometry *prep;
 };
@@ -62,7 +62,7 @@ struct item {
 	double minx, miny, maxx, maxy;
 	GEOSGeometry *g; /* built on first use */
 	bool has_d;
-	double dx, dy; /* centroid in deduplicate_distance_crs */
+	double dx, dy;	   /* centroid in deduplicate_distance_crs */
 	double ratio_area; /* 0 until computed */
 	bool flag;
 	bool lose; /* loses in the current pair of files */
@@ -258,8 +258,7 @@ int vz_dedup_new(const struct vz_conf *c, struct vz_dedup **out)
 	if (!(d->geos = GEOS_init_r()))
 		goto fail;
 	GEOSContext_setErrorMessageHandler_r(d->geos, geos_msg_handler, d);
-	GEOSContext_setNoticeMessageHandler_r(d->geos, geos_notice_handler,
-					      d);
+	GEOSContext_setNoticeMessageHandler_r(d->geos, geos_notice_handler, d);
 	if (!(d->wkb = GEOSWKBReader_create_r(d->geos)))
 		goto fail;
 	if (d->neighbor && c->has_centroid_tol && c->distance_crs) {
@@ -334,8 +333,7 @@ static void fpval_read(OGRFeatureH f, int i, int type, struct fpval *v)
 }
 
 /* pandas sort_values order of one key: nulls last, then by direction. */
-static int fpval_cmp(const struct fpval *a, const struct fpval *b,
-		     bool larger)
+static int fpval_cmp(const struct fpval *a, const struct fpval *b, bool larger)
 {
 	int r;
 
@@ -395,15 +393,15 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 	int rc = 0;
 
 	if (!tms || (nr && (!(fidx = calloc(nr, sizeof *fidx)) ||
-		   !(ftype = calloc(nr, sizeof *ftype)) ||
-		   !(row = calloc(nr, sizeof *row)) ||
-		   !(f->best = calloc(nr, sizeof *f->best))))) {
+			    !(ftype = calloc(nr, sizeof *ftype)) ||
+			    !(row = calloc(nr, sizeof *row)) ||
+			    !(f->best = calloc(nr, sizeof *f->best))))) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	CPLPushErrorHandler(CPLQuietErrorHandler);
-	ds = GDALOpenEx(f->path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL,
-			NULL, NULL);
+	ds = GDALOpenEx(f->path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL,
+			NULL);
 	CPLPopErrorHandler();
 	if (!ds) {
 		snprintf(whybuf, sizeof whybuf, "cannot be read: %s",
@@ -694,8 +692,7 @@ static GEOSGeometry *item_geom(struct vz_dedup *d, struct item *it)
 
 	if (it->g)
 		return it->g;
-	if (p->n_rings == 0 ||
-	    !(rings = calloc(p->n_rings, sizeof *rings)))
+	if (p->n_rings == 0 || !(rings = calloc(p->n_rings, sizeof *rings)))
 		return NULL;
 	for (; nr < p->n_rings; nr++) {
 		const double *xy = p->xy + 2 * off;
@@ -775,8 +772,8 @@ static int collect(struct vz_dedup *d, const struct vz_buf *blobs, size_t n)
 			if (r.input >= d->in->n)
 				return VZ_E_CACHE;
 			if (d->n_items == d->cap_items) {
-				size_t nc = d->cap_items ? 2 * d->cap_items
-							 : 256;
+				size_t nc = d->cap_items ? 2 * d->cap_items :
+							   256;
 				struct item *ni =
 					realloc(d->items, nc * sizeof *ni);
 				if (!ni)
@@ -835,8 +832,8 @@ static int make_groups(struct vz_dedup *d)
 		d->idx[i] = i;
 	qsort_r(d->idx, n, sizeof *d->idx, cmp_item_input, d);
 	for (size_t i = 0; i < n; i++)
-		if (i == 0 || d->items[d->idx[i]].input !=
-				      d->items[d->idx[i - 1]].input)
+		if (i == 0 ||
+		    d->items[d->idx[i]].input != d->items[d->idx[i - 1]].input)
 			g++;
 	if (!(d->groups = calloc(g ? g : 1, sizeof *d->groups)))
 		return -ENOMEM;
@@ -945,8 +942,8 @@ static void centroid_d(struct vz_dedup *d, struct item *it)
 		return;
 	it->has_d = true;
 	if (d->to_dist) {
-		PJ_COORD p = proj_trans(d->to_dist, PJ_FWD,
-					proj_coord(x, y, 0, 0));
+		PJ_COORD p =
+			proj_trans(d->to_dist, PJ_FWD, proj_coord(x, y, 0, 0));
 		x = p.xy.x;
 		y = p.xy.y;
 		/* failed (HUGE_VAL): distance unknown, never within tolerance */
@@ -1059,8 +1056,9 @@ static int compare_files(struct vz_dedup *d, const struct group *g1,
 	qsort_r(a, na, sizeof *a, cmp_minx, d->items);
 	qsort_r(b, nb, sizeof *b, cmp_minx, d->items);
 	while (i < na || j < nb) {
-		bool from_a = j == nb || (i < na && d->items[a[i]].minx <=
-							    d->items[b[j]].minx);
+		bool from_a =
+			j == nb ||
+			(i < na && d->items[a[i]].minx <= d->items[b[j]].minx);
 		size_t cur = from_a ? a[i++] : b[j++];
 		struct item *it = &d->items[cur];
 		size_t *other = from_a ? act_b : act_a;
@@ -1285,8 +1283,8 @@ int vz_dedup_tile(const struct vz_conf *c, const struct vz_tile_key *k,
 	if (!tls_ok)
 		return -ENOMEM;
 	d = pthread_getspecific(tls_key);
-	if (d && (d->c != c || memcmp(d->conf_fp, c->fingerprint,
-				      sizeof d->conf_fp))) {
+	if (d && (d->c != c ||
+		  memcmp(d->conf_fp, c->fingerprint, sizeof d->conf_fp))) {
 		pthread_setspecific(tls_key, NULL);
 		tls_free(d);
 		d = NULL;

@@ -42,8 +42,8 @@ static void conf_err(const char *json, const char *key, const char *also)
 
 	VT_EQ_INT(rc, VZ_E_CONFIG);
 	VT_CHECK(c == NULL);
-	if (!strstr(vz_err_msg(), key) || (also && !strstr(vz_err_msg(), also)))
-	{
+	if (!strstr(vz_err_msg(), key) ||
+	    (also && !strstr(vz_err_msg(), also))) {
 		vt_failed++;
 		fprintf(stderr, "%s: message '%s' lacks '%s'/'%s'\n", json,
 			vz_err_msg(), key, also ? also : "");
@@ -476,10 +476,10 @@ static void test_footprints(void)
 	/* clip (default on): a polygon of b outside b's footprint is flagged;
 	 * c has no footprint file: warned about, never flagged */
 	recs_init(&r, 0);
-	rect(&r, 0, 1, 1, 5, 5, 6, 6, NULL);	       /* b, outside */
-	rect(&r, 0, 1, 2, 2.5, 0.2, 2.7, 0.4, NULL);  /* b, inside */
-	rect(&r, 1, 2, 1, 1.2, 0.2, 1.4, 0.4, NULL);  /* c */
-	rect(&r, 1, 2, 2, 50, 50, 51, 51, NULL);      /* c */
+	rect(&r, 0, 1, 1, 5, 5, 6, 6, NULL);	     /* b, outside */
+	rect(&r, 0, 1, 2, 2.5, 0.2, 2.7, 0.4, NULL); /* b, inside */
+	rect(&r, 1, 2, 1, 1.2, 0.2, 1.4, 0.4, NULL); /* c */
+	rect(&r, 1, 2, 2, 50, 50, 51, 51, NULL);     /* c */
 	VT_FLAGS(clip, &r, "1000");
 	recs_free(&r);
 out:
@@ -504,9 +504,9 @@ static void test_footprint_change(void)
 	if (!c || vz_dedup_new(c, &d))
 		goto out;
 	recs_init(&r, 0);
-	rect(&r, 0, 0, 1, 1.2, 0.2, 1.4, 0.4, NULL);  /* a, in overlap */
-	rect(&r, 0, 1, 1, 2.5, 0.2, 2.7, 0.4, NULL);  /* b */
-	rect(&r, 1, 2, 1, 50, 50, 51, 51, NULL);      /* c, no footprint */
+	rect(&r, 0, 0, 1, 1.2, 0.2, 1.4, 0.4, NULL); /* a, in overlap */
+	rect(&r, 0, 1, 1, 2.5, 0.2, 2.7, 0.4, NULL); /* b */
+	rect(&r, 1, 2, 1, 50, 50, 51, 51, NULL);     /* c, no footprint */
 	VT_EQ_INT(vz_dedup_flags(d, &tile, &inputs, r.blob, r.n, &f), 0);
 	VT_CHECK(f.len == 3 && f.data[0] && !f.data[1] && !f.data[2]);
 	/* the footprint files are part of the config fingerprint */
@@ -539,10 +539,10 @@ static void test_clip_with_neighbor(void)
 {
 	/* the clip also runs for 'neighbor' (spec Q21); a clipped polygon
 	 * takes no part in the comparison, so b's duplicate of it stays */
-	struct vz_conf *c = conf(
-		"{\"deduplicate_method\": \"neighbor\", "
-		"\"deduplicate_keep_rules\": [[\"staging_filename\", "
-		"\"smaller\"]]}");
+	struct vz_conf *c =
+		conf("{\"deduplicate_method\": \"neighbor\", "
+		     "\"deduplicate_keep_rules\": [[\"staging_filename\", "
+		     "\"smaller\"]]}");
 	struct recs r;
 
 	if (!c)

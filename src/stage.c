@@ -536,13 +536,18 @@ static void list_fields(OGRFeatureDefnH fd, char *buf, size_t n)
 		strcpy(buf + n - 4, "...");
 }
 
-static const char *stat_of_attr(const struct vz_conf *c, size_t a)
+/* What needs attribute @p a: "statistic 'name'" or the keep rules. */
+static void user_of_attr(const struct vz_conf *c, size_t a, char *buf,
+			 size_t n)
 {
-	for (size_t i = 0; i < c->n_stats; i++)
+	for (size_t i = 0; i < c->n_stats; i++) {
 		if (c->stats[i].prop == VZ_PROP_ATTRIBUTE &&
-		    c->stats[i].attr == (int)a)
-			return c->stats[i].name;
-	return "?";
+		    c->stats[i].attr == (int)a) {
+			snprintf(buf, n, "statistic '%s'", c->stats[i].name);
+			return;
+		}
+	}
+	snprintf(buf, n, "deduplicate_keep_rules");
 }
 
 /* Field indices of the statistic attributes; warn about staging_* columns
@@ -580,12 +585,12 @@ static int src_attrs(struct vz_stager *st, bool warn_props)
 	for (size_t a = 0; a < c->n_attrs; a++) {
 		int i = OGR_FD_GetFieldIndex(fd, c->attrs[a]);
 		if (i < 0) {
-			char fields[512];
+			char fields[512], user[160];
 			list_fields(fd, fields, sizeof fields);
-			vz_err_set("%s: attribute '%s' used by statistic '%s' "
-				   "not found (fields: %s)",
-				   s->path, c->attrs[a], stat_of_attr(c, a),
-				   fields);
+			user_of_attr(c, a, user, sizeof user);
+			vz_err_set("%s: attribute '%s' used by %s not found "
+				   "(fields: %s)",
+				   s->path, c->attrs[a], user, fields);
 			return VZ_E_INPUT;
 		}
 		s->attr_idx[a] = i;

@@ -50,6 +50,16 @@ expect_rc 0 "$VIZFS" prefetch "$T/clip.json" --zoom 15 --quiet
 expect_err "footprints/a.gpkg"
 expect_err "missing"
 
+# Configuration errors name the key; a keep-rule column the inputs lack is
+# named as such.
+write_config "$T/nokeep.json" "$T/in" "$T/c-nokeep" 15 '"deduplicate_method": "neighbor",'
+expect_rc 2 "$VIZFS" prefetch "$T/nokeep.json" --quiet
+expect_err "deduplicate_keep_rules"
+write_config "$T/nocol.json" "$T/in" "$T/c-nocol" 15 \
+	'"deduplicate_method": "neighbor", "deduplicate_keep_rules": [["Nope", "larger"]], "deduplicate_clip_to_footprint": false,'
+expect_rc 2 "$VIZFS" prefetch "$T/nocol.json" --quiet
+expect_err "attribute 'Nope' used by deduplicate_keep_rules"
+
 # Footprints: both files' footprint is their own polygons (rows tie on the
 # keep rule), so a (first in staging_filename order) is preferred and b
 # loses every polygon.

@@ -96,12 +96,9 @@ echo "mount: $(cat "$T/r-fs")"
 
 # figures: requests, wrong bytes, unexpected errors
 total=0
-wrong=0
 for f in "$T/r-fs" ${web:+"$T/r-web"}; do
 	n=$(sed -n 's/.*"requests": \([0-9]*\).*/\1/p' "$f")
-	w=$(sed -n 's/.*"wrong": \([0-9]*\).*/\1/p' "$f")
 	total=$((total + ${n:-0}))
-	wrong=$((wrong + ${w:-0}))
 done
 [ "$total" -ge "$N" ] && ok || fail "only $total requests made"
 
@@ -134,7 +131,18 @@ if [ -n "$a0" ] && [ -n "$a1" ] && [ -n "$w0" ] && [ -n "$w1" ]; then
 else
 	fail "no RSS figures"
 fi
-echo "stress: $total requests served, $wrong wrong bytes"
+echo "mount, after the prefetch: $(cat "$T/r-fs2")"
+"$PY" - "$T/r-fs" "$T/r-fs2" ${web:+"$T/r-web"} <<'PY'
+import json, sys
+t = {}
+for f in sys.argv[1:]:
+    d = json.load(open(f))
+    for k in ("requests", "ok", "missing_ok", "bytes", "wrong", "unexpected"):
+        t[k] = t.get(k, 0) + d[k]
+print("stress: %(requests)d requests served: %(ok)d tiles (%(bytes)d bytes) "
+      "equal to the reference, %(missing_ok)d correct not-found, "
+      "%(wrong)d wrong bytes, %(unexpected)d unexpected errors" % t)
+PY
 
 if [ -n "$web" ]; then
 	kill "$web" 2>/dev/null

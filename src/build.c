@@ -466,8 +466,14 @@ static int stage_one(void *ud, void *ctx, size_t i)
 				    emit_blob, b, &st);
 	}
 	if (rc) {
-		vz_log(VZ_LOG_ERR, "staging %s: %s", in->path,
-		       vz_err_msg()[0] ? vz_err_msg() : vz_strerror(rc));
+		const char *msg = vz_err_msg()[0] ? vz_err_msg()
+						  : vz_strerror(rc);
+		vz_log(VZ_LOG_ERR, "staging %s: %s", in->path, msg);
+		/* Final until the file changes (which changes the
+		 * fingerprint): later runs do not retry it. */
+		snprintf(key, sizeof key, "failed/%08" PRIu32, t->input);
+		vz_writer_put(b->wr, VZ_DB_META, key, strlen(key), msg,
+			      strlen(msg));
 		pthread_mutex_lock(&b->lock);
 		if (!j->failed[t->input]) {
 			j->failed[t->input] = 1;
@@ -686,23 +692,6 @@ int vz_builder_stage(struct vz_builder *b)
 			   b->cache_dir);
 		return -ENOENT;
 	}
-	/* Tiles rendered before staging was complete (an input failed last
-	 * time) must not survive staging more data: drop them. */
-	{
-		static const enum vz_db derived[] = {VZ_DB_INDEX, VZ_DB_BAND,
-						     VZ_DB_TILE, VZ_DB_SUMMARY};
-		uint64_t n = 0, bytes = 0;
-		if (vz_cache_stat(b->cache, VZ_DB_BAND, &n, &bytes) == 0 &&
-		    n > 0) {
-			vz_log(VZ_LOG_INFO, "staging was incomplete: dropping "
-					    "%llu rendered tiles",
-			       (unsigned long long)n);
-			rc = vz_cache_clear(b->cache, derived,
-					    VZ_ARRAY_SIZE(derived));
-			if (rc)
-				return rc;
-		}
-	}
 	rc = main_ctx(b, &mw);
 	if (rc)
 		return rc;
@@ -741,11 +730,35 @@ int vz_builder_stage(struct vz_builder *b)
 			if (rc)
 				goto out;
 		}
+		{
+			/* An input that failed in an earlier run and has not
+			 * changed since (same fingerprint) fails again: say so
+			 * instead of retrying and rebuilding every time. */
+			struct vz_buf fv = {0};
+			snprintf(key, sizeof key, "failed/%08zu", i);
+			if (vz_cache_get(b->cache, VZ_DB_META, key, strlen(key),
+					 &fv) == 0) {
+				vz_log(VZ_LOG_ERR,
+				       "staging %s: %.*s (from an earlier run; "
+				       "fix the file, or touch it, to retry)",
+				       in->path, (int)fv.len,
+				       (const char *)fv.data);
+				vz_buf_free(&fv);
+				j.failed[i] = 1;
+				j.n_failed_inputs++;
+				continue;
+			}
+			vz_buf_free(&fv);
+		}
 		if (!in->prestaged) {
 			rc = vz_stage_count(mw->st, in, &n);
 			if (rc) {
 				vz_log(VZ_LOG_ERR, "staging %s: %s", in->path,
 				       vz_err_msg());
+				rc = meta_put(b, key, vz_err_msg(),
+					      strlen(vz_err_msg()));
+				if (rc)
+					goto out;
 				j.failed[i] = 1;
 				j.n_failed_inputs++;
 				continue;
@@ -781,6 +794,24 @@ int vz_builder_stage(struct vz_builder *b)
 			j.t[j.n].start = s;
 			j.t[j.n].count = n - s < step ? n - s : step;
 			j.n++;
+		}
+	}
+	/* Tiles rendered before staging was complete must not survive
+	 * staging more data (a run killed while staging after an earlier
+	 * partial run): drop them. */
+	if (j.n) {
+		static const enum vz_db derived[] = {VZ_DB_INDEX, VZ_DB_BAND,
+						     VZ_DB_TILE, VZ_DB_SUMMARY};
+		uint64_t nb = 0, bytes = 0;
+		if (vz_cache_stat(b->cache, VZ_DB_BAND, &nb, &bytes) == 0 &&
+		    nb > 0) {
+			vz_log(VZ_LOG_INFO, "staging was incomplete: dropping "
+					    "%llu rendered tiles",
+			       (unsigned long long)nb);
+			rc = vz_cache_clear(b->cache, derived,
+					    VZ_ARRAY_SIZE(derived));
+			if (rc)
+				goto out;
 		}
 	}
 	rc = vz_builder_pool(b, &pool);

@@ -44,9 +44,14 @@ static struct vz_input *list_push(struct list *l)
 	return &l->v[l->n++];
 }
 
+/* The later of the modification and status-change times: a write, a
+ * chmod/chown (an input made readable again) or a touch all change it, so
+ * that the fingerprint notices every repair of an input. */
 static int64_t mtime_ns(const struct stat *s)
 {
-	return (int64_t)s->st_mtim.tv_sec * 1000000000 + s->st_mtim.tv_nsec;
+	int64_t m = (int64_t)s->st_mtim.tv_sec * 1000000000 + s->st_mtim.tv_nsec;
+	int64_t c = (int64_t)s->st_ctim.tv_sec * 1000000000 + s->st_ctim.tv_nsec;
+	return c > m ? c : m;
 }
 
 static bool ends_with(const char *s, const char *suffix)

@@ -13,7 +13,8 @@ struct vz_input {
 	char *path;	  /**< absolute or as found */
 	char *relname;	  /**< path relative to dir_input (staging_filename) */
 	int64_t size;	  /**< bytes (sum over sidecar files for .shp) */
-	int64_t mtime_ns; /**< newest mtime over the file and its sidecars */
+	int64_t mtime_ns; /**< newest mtime or ctime over the file and its
+			       sidecars (a chmod counts as a change) */
 	bool prestaged;	  /**< a PDG staged tile: key below is its tile */
 	struct vz_tile_key key;
 };

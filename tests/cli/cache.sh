@@ -49,6 +49,10 @@ dd if=/dev/zero of="$T/fix/a.gpkg" bs=100 count=1 conv=notrunc 2>/dev/null
 touch -d "@$mt" "$T/fix/a.gpkg"
 expect_rc 2 "$VIZFS" prefetch "$T/fix.json" --quiet
 expect_err "a.gpkg"
+# while it stays broken, later runs say so and keep the tiles of the rest
+expect_rc 2 "$VIZFS" prefetch "$T/fix.json" --quiet
+expect_err "earlier run"
+grep -q "dropping" "$T/err" && fail "a still-broken input made the cache rebuild" || ok
 dd if="$T/head.bin" of="$T/fix/a.gpkg" bs=100 count=1 conv=notrunc 2>/dev/null
 touch -d "@$mt" "$T/fix/a.gpkg"
 expect_rc 0 "$VIZFS" export "$T/fix.json" "$T/out-fix" --quiet

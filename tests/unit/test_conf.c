@@ -439,14 +439,10 @@ static void test_errors(void)
 
 	/* dedup */
 	expect_err("{\"deduplicate_method\": \"neighbor\"}",
-		   "deduplicate_method",
-		   "'neighbor'/'footprints' deduplication is not supported "
-		   "yet");
-	expect_err("{\"deduplicate_method\": \"footprints\"}",
-		   "deduplicate_method", "not supported yet");
+		   "deduplicate_keep_rules", "deduplicate_method 'neighbor'");
 	expect_err("{\"deduplicate_method\": \"neighbors\"}",
 		   "deduplicate_method", NULL);
-	expect_err("{\"deduplicate_at\": \"staging\"}", "deduplicate_at", NULL);
+	expect_err("{\"deduplicate_at\": 3}", "deduplicate_at", NULL);
 
 	/* vizfs keys */
 	expect_err("{\"vizfs_cache_map_size\": 1000}", "vizfs_cache_map_size",

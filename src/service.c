@@ -86,6 +86,7 @@ struct vz_service {
 	pthread_t stager, feeder, reaper;
 	bool have_stager, have_feeder, have_reaper;
 	bool prefetching;
+	bool commit_failed; /* reaper only */
 	pthread_mutex_t csv_lock; /* guards: CSV generation (one at a time) */
 
 	_Atomic uint64_t requests, hits, misses, shared, renders, tiles, errors;
@@ -541,8 +542,11 @@ static int run_job(struct vz_service *s, struct worker *wk, struct job *j)
 	if (rc)
 		return rc;
 	tile_key(key, &j->key, tile_byte(j->kind, j->stat));
-	return vz_writer_put(b->wr, VZ_DB_TILE, key, sizeof key, j->data.data,
-			     j->data.len);
+	rc = vz_writer_put(b->wr, VZ_DB_TILE, key, sizeof key, j->data.data,
+			   j->data.len);
+	/* A GeoTIFF is only a re-encoding of cached bands: when it cannot be
+	 * cached (disk full), serve it anyway; reads re-encode it. */
+	return j->kind == J_GTIFF ? 0 : rc;
 }
 
 static const char *kind_name(enum job_kind k)
@@ -736,10 +740,15 @@ static void *reaper_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		if (!batch.n)
 			continue;
-		/* Everything these jobs queued is committed after this. */
-		if (vz_writer_flush(s->b->wr))
-			vz_log(VZ_LOG_ERR, "cache commit failed: %s",
+		/* Everything these jobs queued is committed after this.  A
+		 * failed writer stays failed (e.g. disk full): say it once. */
+		if (vz_writer_flush(s->b->wr) && !s->commit_failed) {
+			s->commit_failed = true;
+			vz_log(VZ_LOG_ERR,
+			       "cache commit failed: %s; serving what is "
+			       "cached, new tiles fail until a restart",
 			       vz_err_msg());
+		}
 		pthread_mutex_lock(&s->lock);
 		while (batch.head) {
 			struct job *j = q_pop(&batch);
@@ -751,6 +760,7 @@ static void *reaper_main(void *arg)
 				unhash(s, j);
 			job_free(j);
 		}
+		pthread_cond_broadcast(&s->idle); /* the feeder waits for 0 */
 		pthread_mutex_unlock(&s->lock);
 	}
 	return NULL;
@@ -836,9 +846,11 @@ static void *feeder_main(void *arg)
 			}
 		}
 	}
-	/* Wait for the backlog to drain so the status is truthful. */
+	/* Wait until every job is done and committed (reaped), so that
+	 * "prefetching": false means the cache holds the whole pyramid. */
 	pthread_mutex_lock(&s->lock);
-	while (!s->stopping && s->backlog > 0)
+	while (!s->stopping &&
+	       (s->backlog > 0 || s->running > 0 || s->n_jobs > 0))
 		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	if (!s->stopping)
@@ -1125,6 +1137,35 @@ static int slice_cb(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	return 1;
 }
 
+/* A GeoTIFF that could not be cached (disk full): encode it again from
+ * the cached bands for this read. */
+static int read_uncached_geotiff(struct vz_service *s,
+				 const struct vz_tile_ref *r, uint64_t off,
+				 size_t len, struct vz_buf *out)
+{
+	uint8_t key[VZ_KEY_TILE_LEN];
+	struct vz_buf enc = {0}, tif = {0};
+	double *bands = malloc(s->b->tile_bytes);
+	int rc = bands ? 0 : -ENOMEM;
+
+	vz_key_tile(key, &r->key);
+	if (!rc)
+		rc = vz_cache_get(s->b->cache, VZ_DB_BAND, key, sizeof key,
+				  &enc);
+	if (!rc)
+		rc = vz_bands_decode(enc.data, enc.len, bands,
+				     s->b->plane * s->c->n_stats);
+	if (!rc)
+		rc = vz_geotiff_encode(s->c, &r->key, bands, &tif);
+	if (!rc && off < tif.len)
+		rc = vz_buf_append(out, tif.data + off,
+				   tif.len - off < len ? tif.len - off : len);
+	vz_buf_free(&enc);
+	vz_buf_free(&tif);
+	free(bands);
+	return rc;
+}
+
 int vz_service_read(struct vz_service *s, const struct vz_tile_ref *r,
 		    uint64_t off, size_t len, struct vz_buf *out)
 {
@@ -1152,6 +1193,8 @@ int vz_service_read(struct vz_service *s, const struct vz_tile_ref *r,
 	/* Copy just the slice, inside one read transaction. */
 	tile_key(key, &r->key, tile_byte(kind, stat));
 	vz_cache_scan(s->b->cache, VZ_DB_TILE, key, sizeof key, slice_cb, &sl);
+	if (sl.rc == -ENOENT && kind == J_GTIFF)
+		return read_uncached_geotiff(s, r, off, len, out);
 	return sl.rc;
 }
 
@@ -1163,6 +1206,11 @@ int vz_service_csv(struct vz_service *s, char which, struct vz_buf *out)
 		return rc;
 	pthread_mutex_lock(&s->csv_lock);
 	vz_buf_reset(out);
+	/* Commit what finished jobs queued, so the CSV covers every tile
+	 * counted as rendered (the snapshot is keyed by that count). */
+	rc = s->b->wr ? vz_writer_flush(s->b->wr) : 0;
+	if (rc)
+		rc = 0; /* a full disk: list what is committed */
 	rc = which == 'r' ? vz_builder_rasters_csv(s->b, out)
 			  : vz_builder_staging_csv(s->b, out);
 	pthread_mutex_unlock(&s->csv_lock);

@@ -1398,8 +1398,14 @@ static int fp_walk(const char *path, const struct stat *st, int type,
 		fpw.cap = nc;
 	}
 	if (asprintf(&e, "%s|%lld|%lld.%09ld", path + fpw.root_len,
-		     (long long)st->st_size, (long long)st->st_mtim.tv_sec,
-		     st->st_mtim.tv_nsec) < 0) {
+		     (long long)st->st_size,
+		     /* the later of mtime and ctime, as for inputs */
+		     (long long)(st->st_ctim.tv_sec > st->st_mtim.tv_sec
+					 ? st->st_ctim.tv_sec
+					 : st->st_mtim.tv_sec),
+		     st->st_ctim.tv_sec > st->st_mtim.tv_sec
+			     ? st->st_ctim.tv_nsec
+			     : st->st_mtim.tv_nsec) < 0) {
 		fpw.oom = true;
 		return 1;
 	}

@@ -1689,6 +1689,16 @@ int vz_fs_new(const struct vz_conf *c, struct vz_fs **out)
 void vz_fs_set_service(struct vz_fs *fs, struct vz_service *s)
 {
 	fs->s = s;
+	/* Tiles of a new service are new files: a new mtime, so that HTTP
+	 * caches (Last-Modified/ETag from web servers) see the change. */
+	if (atomic_load(&fs->generation) > 0) { /* not the first service */
+		pthread_mutex_lock(&fs->time_lock);
+		clock_gettime(CLOCK_REALTIME, &fs->t0);
+		if (fs->t0.tv_sec <= fs->last_mtime.tv_sec)
+			fs->t0.tv_sec = fs->last_mtime.tv_sec + 1;
+		fs->last_mtime = fs->t0;
+		pthread_mutex_unlock(&fs->time_lock);
+	}
 	/* a new service has a new tile index: the site is made again */
 	pthread_mutex_lock(&fs->site_lock);
 	VZ_FREEF(vz_wmts_site_free, fs->site);

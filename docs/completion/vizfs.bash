@@ -25,9 +25,9 @@ _vizfs()
 		return ;;
 	esac
 	case $cmd in
-	prefetch) opts="--workers --zoom --quiet --staged --raw --cache --shard --help --version" ;;
-	merge) opts="--workers --quiet --staged --raw --cache --help --version" ;;
-	export) opts="--workers --quiet --staged --raw --cache --help --version" ;;
+	prefetch) opts="--workers --zoom --quiet --json --staged --raw --cache --shard --help --version" ;;
+	merge) opts="--workers --quiet --json --staged --raw --cache --help --version" ;;
+	export) opts="--workers --quiet --json --staged --raw --cache --help --version" ;;
 	render) opts="--output --workers --staged --raw --cache --help --version" ;;
 	info) opts="--json --prometheus --staged --raw --cache --help --version" ;;
 	mount) opts="--foreground --debug --workers --no-prefetch --watch --staged --raw --cache -o --help --version" ;;

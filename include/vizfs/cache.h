@@ -15,6 +15,7 @@
  * tuples so that cursors walk tiles in (z, x, y) order:
  *  - META:    ASCII keys: "fingerprint", "indexed", "stg/<input>/<start>"
  *             (a staged chunk, value = its counters), "stgtime/<input>",
+ *             "failed/<input>" (why an input could not be staged),
  *             "time/stage", "time/z<z>", shard keys ("shard", "shardplan",
  *             "shardsplit", "shard_done")
  *  - STAGED:  z(1) x(4) y(4) input(4) start(8) -> staged blob (staged.h)

@@ -34,6 +34,7 @@ wait_equal() {
 }
 
 cat "$M/$Z0" >"$T/before.bin" && ok || fail "read z0"
+mt0=$(stat -c %Y "$M/$Z0")
 fresh $Z0
 cmp -s "$T/before.bin" "$T/ref.bin" && ok || fail "z0 differs from a clean render at start"
 n1=$(ls "$M/geotiff/WGS1984Quad/12" | wc -l)
@@ -42,6 +43,9 @@ n1=$(ls "$M/geotiff/WGS1984Quad/12" | wc -l)
 "$VIZFS" sample "$T/in/b.gpkg" --count 1000 --seed 4 --bbox=-149.5,70.0,-149.4,70.1 --quiet
 fresh $Z0
 wait_equal $Z0 && ok || fail "z0 not rebuilt after an input was added"
+# a rebuilt tile is a new file for HTTP caches too (Last-Modified)
+mt1=$(stat -c %Y "$M/$Z0")
+[ "$mt1" -gt "$mt0" ] && ok || fail "mtime unchanged after a rebuild ($mt0 -> $mt1)"
 n2=$(ls "$M/geotiff/WGS1984Quad/12" | wc -l)
 [ "$n2" -gt "$n1" ] && ok || fail "listing did not grow after an input was added ($n1 -> $n2)"
 newdir=$(cd "$M/geotiff/WGS1984Quad/12" && ls | sort -n | tail -1)

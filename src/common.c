@@ -165,6 +165,26 @@ int vz_buf_append(struct vz_buf *b, const void *p, size_t n)
 	return 0;
 }
 
+int vz_buf_printf(struct vz_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	rc = vz_buf_reserve(b, (size_t)n + 1);
+	if (rc)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
 void vz_buf_reset(struct vz_buf *b)
 {
 	b->len = 0;

@@ -95,28 +95,6 @@ void vz_fmt_pyfloat(double v, char *out, size_t n)
 	}
 }
 
-static int bprintf(struct vz_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int bprintf(struct vz_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n, rc;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	rc = vz_buf_reserve(b, (size_t)n + 1);
-	if (rc)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-	return 0;
-}
 
 /* A CSV field, quoted when it holds a comma, quote or newline. */
 static int csv_field(struct vz_buf *b, const char *s)
@@ -201,13 +179,13 @@ static int rs_rows(struct rs_ctx *r, const uint8_t *k, double *bands,
 		rc = rc ? rc : csv_field(r->out, bounds);
 		for (int i = 0; i < 7 && !rc; i++) {
 			vz_fmt_pyfloat(summ[i], f[0], sizeof f[0]);
-			rc = bprintf(r->out, ",%s", f[0]);
+			rc = vz_buf_printf(r->out, ",%s", f[0]);
 		}
 		rc = rc ? rc : vz_buf_append(r->out, ",", 1);
 		rc = rc ? rc : csv_field(r->out, path);
 		rc = rc ? rc : vz_buf_append(r->out, ",", 1);
 		rc = rc ? rc : csv_field(r->out, tile);
-		rc = rc ? rc : bprintf(r->out, ",%d\n", ref.key.z);
+		rc = rc ? rc : vz_buf_printf(r->out, ",%d\n", ref.key.z);
 	}
 	return rc;
 }
@@ -224,7 +202,7 @@ int vz_builder_rasters_csv(struct vz_builder *b, struct vz_buf *out)
 	int rc = bands && tmp ? 0 : -ENOMEM;
 
 	if (!rc)
-		rc = bprintf(out, "stat,bounds,min,max,mean,median,std,var,"
+		rc = vz_buf_printf(out, "stat,bounds,min,max,mean,median,std,var,"
 				  "sum,path,tile,z\n");
 	for (int z = b->c->z_max; z >= b->c->z_min && !rc; z--) {
 		uint8_t p = (uint8_t)z;
@@ -320,7 +298,7 @@ int vz_builder_staging_csv(struct vz_builder *b, struct vz_buf *out)
 	uint8_t p = (uint8_t)b->c->z_max;
 	int rc;
 
-	rc = bprintf(out, "filename,num_polygons,area_polygons,datetime,"
+	rc = vz_buf_printf(out, "filename,num_polygons,area_polygons,datetime,"
 			  "tile_x,tile_y,tile_z,tile_top,tile_right,"
 			  "tile_bottom,tile_left,tms_identifier\n");
 	if (!rc)
@@ -352,7 +330,7 @@ int vz_builder_staging_csv(struct vz_builder *b, struct vz_buf *out)
 		vz_fmt_pyfloat(bb.left, f[4], sizeof f[4]);
 		rc = csv_field(out, name);
 		if (!rc)
-			rc = bprintf(out,
+			rc = vz_buf_printf(out,
 				     ",%" PRIu64 ",%s,%s,%" PRIu32 ",%" PRIu32
 				     ",%d,%s,%s,%s,%s,",
 				     r->n, f[0], when, r->key.x, r->key.y,

@@ -27,28 +27,6 @@
 
 /* ---- text helpers ------------------------------------------------------- */
 
-static int bprintf(struct vz_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int bprintf(struct vz_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n, rc;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	rc = vz_buf_reserve(b, (size_t)n + 1);
-	if (rc)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-	return 0;
-}
 
 static int puts_buf(struct vz_buf *b, const char *s)
 {
@@ -100,11 +78,11 @@ static int json_str(struct vz_buf *b, const char *s)
 		unsigned char ch = (unsigned char)*s;
 
 		if (ch == '"' || ch == '\\')
-			rc = bprintf(b, "\\%c", ch);
+			rc = vz_buf_printf(b, "\\%c", ch);
 		else if (ch == '/' && prev == '<')
 			rc = puts_buf(b, "\\/");
 		else if (ch < 0x20)
-			rc = bprintf(b, "\\u%04x", ch);
+			rc = vz_buf_printf(b, "\\u%04x", ch);
 		else
 			rc = vz_buf_append(b, s, 1);
 	}
@@ -353,7 +331,7 @@ static int legend_text(const struct vz_conf *c, const struct vz_wmts_input *in,
 	for (int z = c->z_min; z <= c->z_max && !rc; z++) {
 		stat_range(c, in, s, z, &r);
 		if (!same)
-			rc = bprintf(b, "%sz%d: ", z > c->z_min ? "; " : "", z);
+			rc = vz_buf_printf(b, "%sz%d: ", z > c->z_min ? "; " : "", z);
 		for (int e = 0; e < 2 && !rc; e++) {
 			rc = e ? puts_buf(b, " to ") : 0;
 			if (!rc && r.set[e])
@@ -365,13 +343,13 @@ static int legend_text(const struct vz_conf *c, const struct vz_wmts_input *in,
 			break;
 	}
 	rc = rc ? rc :
-		  bprintf(b, " (%s of %s, resampled by %s)",
+		  vz_buf_printf(b, " (%s of %s, resampled by %s)",
 			  vz_agg_name(st->agg), st->property,
 			  vz_resample_name(st->resample));
 	if (!rc && st->has_nodata) {
 		rc = puts_buf(b, "; nodata value ");
 		rc = rc ? rc : put_num(b, st->nodata_val);
-		rc = rc ? rc : bprintf(b, " is drawn as %s", st->nodata_color);
+		rc = rc ? rc : vz_buf_printf(b, " is drawn as %s", st->nodata_color);
 	}
 	return rc ? rc : puts_buf(b, ".");
 }
@@ -463,7 +441,7 @@ static int caps_layer(const struct vz_conf *c, const struct vz_wmts_input *in,
 	rc = puts_buf(b, "    <Layer>\n      <ows:Title>");
 	rc = rc ? rc : xml_text(b, st->name);
 	rc = rc ? rc : puts_buf(b, "</ows:Title>\n      <ows:Abstract>");
-	rc = rc ? rc : bprintf(b, "Statistic %d of %zu: ", s + 1, c->n_stats);
+	rc = rc ? rc : vz_buf_printf(b, "Statistic %d of %zu: ", s + 1, c->n_stats);
 	if (!rc) {
 		struct vz_buf t = {0};
 		rc = legend_text(c, in, s, &t);
@@ -476,11 +454,11 @@ static int caps_layer(const struct vz_conf *c, const struct vz_wmts_input *in,
 			      "      <ows:WGS84BoundingBox "
 			      "crs=\"urn:ogc:def:crs:OGC:2:84\">\n"
 			      "        <ows:LowerCorner>");
-	rc = rc ? rc : bprintf(b, "%.9f %.9f", ll->left, ll->bottom);
+	rc = rc ? rc : vz_buf_printf(b, "%.9f %.9f", ll->left, ll->bottom);
 	rc = rc ? rc :
 		  puts_buf(b, "</ows:LowerCorner>\n"
 			      "        <ows:UpperCorner>");
-	rc = rc ? rc : bprintf(b, "%.9f %.9f", ll->right, ll->top);
+	rc = rc ? rc : vz_buf_printf(b, "%.9f %.9f", ll->right, ll->top);
 	rc = rc ? rc :
 		  puts_buf(b, "</ows:UpperCorner>\n"
 			      "      </ows:WGS84BoundingBox>\n"
@@ -511,7 +489,7 @@ static int caps_layer(const struct vz_conf *c, const struct vz_wmts_input *in,
 	legend_name(c, s, legend, sizeof legend, true);
 	rc = rc ? rc : put_url(b, in, legend);
 	rc = rc ? rc :
-		  bprintf(b, "\" width=\"%d\" height=\"%d\"/>\n", LEGEND_W,
+		  vz_buf_printf(b, "\" width=\"%d\" height=\"%d\"/>\n", LEGEND_W,
 			  LEGEND_H);
 	rc = rc ? rc :
 		  puts_buf(b, "      </Style>\n"
@@ -536,7 +514,7 @@ static int caps_layer(const struct vz_conf *c, const struct vz_wmts_input *in,
 					     &y1)) {
 			x0 = y0 = x1 = y1 = 0;
 		}
-		rc = bprintf(b,
+		rc = vz_buf_printf(b,
 			     "          <TileMatrixLimits>\n"
 			     "            <TileMatrix>%d</TileMatrix>\n"
 			     "            <MinTileRow>%u</MinTileRow>\n"
@@ -572,7 +550,7 @@ static int caps_tms(const struct vz_conf *c, const struct tms_desc *d,
 	rc = rc ? rc : puts_buf(b, d->crs_urn);
 	rc = rc ? rc : puts_buf(b, "</ows:SupportedCRS>\n");
 	for (int z = c->z_min; z <= c->z_max && !rc; z++) {
-		rc = bprintf(b,
+		rc = vz_buf_printf(b,
 			     "      <TileMatrix>\n"
 			     "        <ows:Identifier>%d</ows:Identifier>\n"
 			     "        <ScaleDenominator>",
@@ -583,7 +561,7 @@ static int caps_tms(const struct vz_conf *c, const struct tms_desc *d,
 				      "        <TopLeftCorner>");
 		rc = rc ? rc : put_corner(b, d, t->left, t->top);
 		rc = rc ? rc :
-			  bprintf(b,
+			  vz_buf_printf(b,
 				  "</TopLeftCorner>\n"
 				  "        <TileWidth>%u</TileWidth>\n"
 				  "        <TileHeight>%u</TileHeight>\n"
@@ -700,7 +678,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 	rc = rc ? rc : puts_buf(b, ",\"tms\":");
 	rc = rc ? rc : json_str(b, c->tms_id);
 	rc = rc ? rc :
-		  bprintf(b,
+		  vz_buf_printf(b,
 			  ",\"crs\":\"%s\",\"zmin\":%d,\"zmax\":%d,"
 			  "\"tile_w\":%u,\"tile_h\":%u,\"cols0\":%u,"
 			  "\"rows0\":%u,\"bounds\":[",
@@ -709,7 +687,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 			  c->tms->cols0, c->tms->rows0);
 	/* [[south, west], [north, east]] as Leaflet wants it */
 	rc = rc ? rc :
-		  bprintf(b, "[%.9f,%.9f],[%.9f,%.9f]]", ll.bottom, ll.left,
+		  vz_buf_printf(b, "[%.9f,%.9f],[%.9f,%.9f]]", ll.bottom, ll.left,
 			  ll.top, ll.right);
 	if (!rc &&
 	    vz_wmts_template(c, -1, "{z}", "{x}", "{y}", tmpl, sizeof tmpl) < 0)
@@ -721,7 +699,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 	for (int z = 0; z <= c->z_max && !rc; z++) {
 		rc = z ? puts_buf(b, ",") : 0;
 		if (!rc && lr[z].any)
-			rc = bprintf(b, "[%u,%u,%u,%u,%zu]", lr[z].x0, lr[z].y0,
+			rc = vz_buf_printf(b, "[%u,%u,%u,%u,%zu]", lr[z].x0, lr[z].y0,
 				     lr[z].x1, lr[z].y1, lr[z].n);
 		else if (!rc)
 			rc = puts_buf(b, "null");
@@ -735,7 +713,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 			const struct vz_wmts_level *l = &in->level[z];
 			rc = puts_buf(b, z ? ",[" : "[");
 			for (size_t i = 0; lr[z].any && i < l->n && !rc; i++)
-				rc = bprintf(b, "%s%u,%u", i ? "," : "",
+				rc = vz_buf_printf(b, "%s%u,%u", i ? "," : "",
 					     l->keys[i].x, l->keys[i].y);
 			rc = rc ? rc : puts_buf(b, "]");
 		}
@@ -760,7 +738,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 		rc = rc ? rc : puts_buf(b, ",\"legend\":");
 		rc = rc ? rc : json_str(b, legend);
 		rc = rc ? rc :
-			  bprintf(b,
+			  vz_buf_printf(b,
 				  ",\"agg\":\"%s\",\"resample\":\"%s\","
 				  "\"property\":",
 				  vz_agg_name(st->agg),
@@ -778,7 +756,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 		for (int z = 0; z <= c->z_max && !rc; z++) {
 			struct vz_range r;
 			stat_range(c, in, (int)s, z, &r);
-			rc = bprintf(b, "%s[", z ? "," : "");
+			rc = vz_buf_printf(b, "%s[", z ? "," : "");
 			rc = rc ? rc : json_num_or_null(b, r.set[0], r.v[0]);
 			rc = rc ? rc : puts_buf(b, ",");
 			rc = rc ? rc : json_num_or_null(b, r.set[1], r.v[1]);
@@ -786,7 +764,7 @@ static int viewer_json(const struct vz_conf *c, const struct vz_wmts_input *in,
 		}
 		rc = rc ? rc : puts_buf(b, "],\"lut\":\"");
 		for (int i = 0; i < 257 && !rc; i++)
-			rc = bprintf(b, "%02x%02x%02x%02x", lut->rgba[i][0],
+			rc = vz_buf_printf(b, "%02x%02x%02x%02x", lut->rgba[i][0],
 				     lut->rgba[i][1], lut->rgba[i][2],
 				     lut->rgba[i][3]);
 		rc = rc ? rc : puts_buf(b, "\"}");

@@ -92,6 +92,10 @@ struct vz_buf {
 int vz_buf_reserve(struct vz_buf *b, size_t extra);
 /** Append bytes. @return 0 or -ENOMEM. */
 int vz_buf_append(struct vz_buf *b, const void *p, size_t n);
+/** Append printf-formatted text (no terminator counted in len).
+ *  @return 0, -ENOMEM or -EINVAL. */
+int vz_buf_printf(struct vz_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /** Set len to 0, keep the allocation. */
 void vz_buf_reset(struct vz_buf *b);
 /** Release the allocation; the buffer is empty and reusable afterwards. */

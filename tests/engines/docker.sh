@@ -37,6 +37,7 @@ tag=vizfs-test-$$
 dockerd_pid=""
 cleanup()
 {
+	c0=$(date +%s)
 	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
 		ids=$($DOCKER ps -aq --filter "name=$tag" 2>/dev/null)
 		[ -z "$ids" ] || $DOCKER rm -f $ids >/dev/null 2>&1
@@ -47,7 +48,9 @@ cleanup()
 	findmnt -rn -o TARGET | grep "^$T/" | sort -r | while read -r m; do
 		umount -l "$m" 2>/dev/null
 	done
+	c1=$(date +%s)
 	rm -rf "$T"
+	echo "cleanup: $((c1 - c0)) s to stop, $(($(date +%s) - c1)) s to delete"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP

@@ -353,6 +353,9 @@ void vz_builder_close(struct vz_builder *b)
 	}
 	VZ_FREEF(vz_wctx_free, b->main);
 	VZ_FREEF(vz_cache_close, b->cache);
+	for (size_t i = 0; b->feat_need && b->in && i < b->in->n; i++)
+		free(b->feat_need[i]);
+	free(b->feat_need);
 	VZ_FREEF(vz_inputs_free, b->in);
 	for (int z = 0; z <= VZ_MAX_ZOOM; z++)
 		free(b->level[z].k);
@@ -462,8 +465,13 @@ static int stage_one(void *ud, void *ctx, size_t i)
 		if (!rc && w->blobs.len > 8)
 			rc = emit_blob(b, &in->key, t->input, 0, &w->blobs);
 	} else {
+		/* A shard stages only the features its tiles need. */
+		if (b->feat_need && b->feat_need[t->input])
+			vz_stager_set_filter(w->st,
+					     b->feat_need[t->input] + t->start / 8);
 		rc = vz_stage_range(w->st, in, t->input, t->start, t->count,
 				    emit_blob, b, &st);
+		vz_stager_set_filter(w->st, NULL);
 	}
 	if (rc) {
 		const char *msg = vz_err_msg()[0] ? vz_err_msg()

@@ -65,6 +65,7 @@ struct vz_builder {
 	struct vz_tile_key *own; /* split-zoom tiles of this shard, by (x,y) */
 	size_t n_own;
 	uint8_t *chunk_need; /* per raw staging chunk: read by this shard */
+	uint8_t **feat_need; /* per raw input: bitmap of features to stage */
 	size_t n_chunks;
 	char plan_hash[33];
 };

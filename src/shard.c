@@ -354,17 +354,33 @@ int vz_shard_plan(struct vz_builder *b)
 		rc = -ENOMEM;
 		goto out;
 	}
+	if (!b->feat_need)
+		b->feat_need = calloc(b->in->n ? b->in->n : 1,
+				      sizeof *b->feat_need);
+	if (!b->feat_need) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	{
 		size_t t = 0;
 		for (size_t i = 0; i < b->in->n; i++) {
+			uint8_t *need;
 			if (b->in->v[i].prestaged)
 				continue;
+			need = calloc(jobs[i].n / 8 + 1, 1);
+			if (!need) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			free(b->feat_need[i]);
+			b->feat_need[i] = need;
 			for (uint64_t k = 0; k < jobs[i].n; k++) {
 				const struct feat *f = &jobs[i].f[k];
 				size_t ti = t + k / VZ_STAGE_CHUNK;
-				if (f->x0 != UINT32_MAX && !b->chunk_need[ti] &&
-				    range_owned(b, f))
-					b->chunk_need[ti] = 1;
+				if (f->x0 == UINT32_MAX || !range_owned(b, f))
+					continue;
+				b->chunk_need[ti] = 1;
+				need[k >> 3] |= (uint8_t)(1u << (k & 7));
 			}
 			t += (jobs[i].n + VZ_STAGE_CHUNK - 1) / VZ_STAGE_CHUNK;
 		}

@@ -90,6 +90,7 @@ struct vz_stager {
 	double *attrs;
 	uint64_t attr_nulls; /* per feature scratch */
 	struct tile_map map;
+	const uint8_t *need; /* per feature of the next range, or NULL */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1419,6 +1420,11 @@ static int src_seek(struct vz_stager *st, uint64_t start, uint64_t count,
 	return 0;
 }
 
+void vz_stager_set_filter(struct vz_stager *st, const uint8_t *need)
+{
+	st->need = need;
+}
+
 int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		   uint32_t idx, uint64_t start, uint64_t count,
 		   vz_stage_emit_fn emit, void *ud,
@@ -1449,6 +1455,12 @@ int vz_stage_range(struct vz_stager *st, const struct vz_input *in,
 		if (skip) {
 			skip--;
 			OGR_F_Destroy(f);
+			continue;
+		}
+		if (st->need && !(st->need[done >> 3] & (1u << (done & 7)))) {
+			/* a sharded build: no tile of this shard needs it */
+			OGR_F_Destroy(f);
+			done++;
 			continue;
 		}
 		rc = stage_feature(st, f, idx, stats, &ok);

@@ -52,6 +52,14 @@ typedef int (*vz_stage_emit_fn)(void *ud, const struct vz_tile_key *tile,
 				const struct vz_buf *blob);
 
 /**
+ * Stage only some features of the next vz_stage_range() calls: bit i of
+ * @p need (LSB first) set = feature start+i is staged; NULL = all.  The
+ * bitmap is borrowed until the filter is replaced.  (Sharded builds skip
+ * the features no tile of theirs needs.)
+ */
+void vz_stager_set_filter(struct vz_stager *st, const uint8_t *need);
+
+/**
  * Stage features [start, start+count) (ordinal positions in the first layer)
  * of raw input @p in (index @p idx): MultiPolygons exploded into parts,
  * invalid geometries repaired (GEOSMakeValid) or skipped, simplified in the

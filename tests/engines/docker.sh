@@ -15,7 +15,9 @@
 #     "merge-shards" equal it too;
 #   - "serve" in one container (--device /dev/fuse --cap-add SYS_ADMIN,
 #     rshared bind) and nginx in another (rslave bind) serve tiles over HTTP
-#     on 127.0.0.1 with the exported bytes; docker stop unmounts cleanly.
+#     on 127.0.0.1 with the exported bytes; docker stop unmounts cleanly;
+#   - the same with docker/compose.yaml itself (Debian's docker-compose,
+#     only the published port changed): up, a tile over HTTP, down.
 # Stops its containers and dockerd.  Skips (77) when not root, without
 # /dev/fuse, or when docker.io/debootstrap cannot be installed or started.
 . "$(dirname "$0")/../cli/lib.sh"
@@ -39,6 +41,8 @@ cleanup()
 {
 	c0=$(date +%s)
 	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+		[ "${compose_up:-0}" = 0 ] || (cd "$T/compose/docker" &&
+			docker-compose -p "$tag" down -t 5) >/dev/null 2>&1
 		ids=$($DOCKER ps -aq --filter "name=$tag" 2>/dev/null)
 		[ -z "$ids" ] || $DOCKER rm -f $ids >/dev/null 2>&1
 	fi
@@ -192,5 +196,37 @@ rc=$($DOCKER inspect -f '{{.State.ExitCode}}' "$tag-mount")
 [ "$rc" = 0 ] && ok || fail "vizfs serve exited with $rc on docker stop"
 $DOCKER logs "$tag-mount" 2>&1 | grep -q unmounted && ok || fail "no 'unmounted' in the serve log"
 mountpoint -q "$S/pyramid" && fail "$S/pyramid still mounted after docker stop" || ok
+# --- docker/compose.yaml itself (Debian's docker-compose 1.29), with the
+# images built above, its own bridge network, nginx published on a free
+# loopback port instead of 8080
+if PATH=$PATH:/usr/sbin command -v docker-compose >/dev/null 2>&1 ||
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		-o Dpkg::Use-Pty=0 docker-compose >"$T/apt-compose.log" 2>&1; then
+	$DOCKER tag vizfs:test vizfs:latest && $DOCKER tag vizfs-web:test vizfs-web:latest
+	CP=$T/compose/docker
+	mkdir -p "$CP/srv"
+	ln -s "$D" "$CP/data"
+	cp "$D/c.json" "$D/config.json"
+	cport=$((port + 1))
+	sed "s/\"8080:8080\"/\"127.0.0.1:$cport:8080\"/" "$SRC/docker/compose.yaml" >"$CP/compose.yaml"
+	grep -q "127.0.0.1:$cport:8080" "$CP/compose.yaml" && ok || fail "compose.yaml publishes no 8080:8080"
+	mount --bind "$CP/srv" "$CP/srv" && mount --make-rshared "$CP/srv" || fail "cannot share $CP/srv"
+	compose_up=1
+	(cd "$CP" && docker-compose -p "$tag" up -d --no-build) >"$T/out" 2>"$T/err" && ok ||
+		{ fail "docker-compose up: $(tail -3 "$T/err")"; }
+	wait_for 90 curl -sf "http://127.0.0.1:$cport/healthz" || fail "compose nginx does not answer"
+	wait_for 60 test -e "$CP/srv/pyramid/.vizfs/status" || fail "compose: no mount on the host"
+	f=$(cd "$T/out-host" && find web_tiles -path '*/12/*' -name '*.png' | sort | head -1)
+	code=$(curl -s -o "$T/tile" -w '%{http_code}' "http://127.0.0.1:$cport/$f")
+	[ "$code" = 200 ] && cmp -s "$T/tile" "$T/out-host/$f" && ok ||
+		fail "compose: GET $f: HTTP $code or bytes differ"
+	(cd "$CP" && docker-compose -p "$tag" down) >"$T/out" 2>"$T/err" && ok ||
+		fail "docker-compose down: $(tail -3 "$T/err")"
+	compose_up=0
+	mountpoint -q "$CP/srv/pyramid" && fail "compose down left the mount" || ok
+	echo "docker/compose.yaml up, tile served, down after $(elapsed) s"
+else
+	echo "note: docker-compose not installable; compose.yaml not run (the k8s test checks it offline)"
+fi
 echo "total: $(elapsed) s"
 finish

@@ -16,7 +16,7 @@
  * computes the same one on its own:
  *  1. read every feature's envelope (geometry only), as a range of max-zoom
  *     tiles, widened by one tile to be safe against reprojection curvature;
- *  2. the split zoom is the shallowest zoom with at least 4 occupied tiles
+ *  2. the split zoom is the shallowest zoom with at least 16 occupied tiles
  *     per shard (by feature centre), or the max zoom;
  *  3. the split-zoom tiles touched by any feature are ordered along a Morton
  *     curve (neighbours stay together, so inputs are read by few shards) and
@@ -263,7 +263,7 @@ int vz_shard_plan(struct vz_builder *b)
 				distinct++;
 			prev = k;
 		}
-		if (distinct >= 4 * (uint64_t)b->shard_n) {
+		if (distinct >= 16 * (uint64_t)b->shard_n) {
 			zs = z;
 			break;
 		}

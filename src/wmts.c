@@ -14,6 +14,7 @@
 
 #include "vizfs/palette.h"
 #include "vizfs/png.h"
+#include "build_i.h"
 #include "wmts_i.h"
 
 #define EARTH_RADIUS 6378137.0
@@ -1012,55 +1013,8 @@ bool vz_wmts_site_is_dir(const struct vz_wmts_site *s, const char *path)
 
 static int write_one(const char *dir, const struct vz_wmts_file *f)
 {
-	char path[4096], tmp[4200], *slash;
-	size_t off = 0;
-	int fd, rc = 0;
-
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, f->path) >=
-	    sizeof path)
-		return -ENAMETOOLONG;
-	/* create the parent directories inside dir */
-	for (slash = path + strlen(dir) + 1; (slash = strchr(slash, '/'));
-	     slash++) {
-		*slash = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			rc = -errno;
-		*slash = '/';
-		if (rc) {
-			vz_err_set("%s: cannot create directory: %s", path,
-				   strerror(-rc));
-			return rc;
-		}
-	}
-	snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		vz_err_set("%s: %s", tmp, strerror(errno));
-		return rc;
-	}
-	while (off < f->len) {
-		ssize_t wr = write(fd, f->data + off, f->len - off);
-		if (wr < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			vz_err_set("%s: write: %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)wr;
-	}
-	if (close(fd) < 0 && !rc) {
-		rc = -errno;
-		vz_err_set("%s: close: %s", tmp, strerror(errno));
-	}
-	if (!rc && rename(tmp, path) < 0) {
-		rc = -errno;
-		vz_err_set("%s: rename: %s", path, strerror(errno));
-	}
-	if (rc)
-		unlink(tmp);
-	return rc;
+	/* atomically (temporary file + rename), parents created */
+	return vz_write_file(dir, f->path, f->data, f->len);
 }
 
 int vz_wmts_site_write(const struct vz_wmts_site *s, const char *dir)

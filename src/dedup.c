@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Deduplication of overlapping inputs (spec §3): neighbor, footprints, clip. */
 #define GEOS_USE_ONLY_R_API
+#include "gdal_i.h"
 #include "vizfs/dedup.h"
 
 #include <errno.h>
@@ -199,20 +200,6 @@ static void geos_notice_handler(const char *msg, void *ud)
 	(void)ud;
 }
 
-static OGRSpatialReferenceH srs_from(const char *def)
-{
-	OGRSpatialReferenceH s = OSRNewSpatialReference(NULL);
-
-	if (!s)
-		return NULL;
-	if (OSRSetFromUserInput(s, def) != OGRERR_NONE) {
-		OSRDestroySpatialReference(s);
-		return NULL;
-	}
-	OSRSetAxisMappingStrategy(s, OAMS_TRADITIONAL_GIS_ORDER);
-	return s;
-}
-
 static void fp_free(GEOSContextHandle_t h, struct fp *f, size_t n_rules)
 {
 	if (!f)
@@ -379,7 +366,7 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 	GDALDatasetH ds = NULL;
 	OGRLayerH layer;
 	OGRFeatureDefnH fd;
-	OGRSpatialReferenceH src = NULL, tms = srs_from(c->tms->crs);
+	OGRSpatialReferenceH src = NULL, tms = vz_srs_from(c->tms->crs);
 	OGRCoordinateTransformationH ct = NULL;
 	OGRFeatureH feat;
 	GEOSGeometry **parts = NULL, *coll;
@@ -429,7 +416,7 @@ static int fp_load(struct vz_dedup *d, struct fp *f)
 		}
 	} else if (c->input_crs) {
 		/* like the inputs: input_crs stands for a missing CRS */
-		src = srs_from(c->input_crs);
+		src = vz_srs_from(c->input_crs);
 		if (src && !OSRIsSame(src, tms))
 			ct = OCTNewCoordinateTransformation(src, tms);
 		if (!src || (!OSRIsSame(src, tms) && !ct)) {

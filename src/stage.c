@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Staging (spec §2): read, explode, repair, simplify, reproject, assign. */
 #define GEOS_USE_ONLY_R_API
+#include "gdal_i.h"
 #include "vizfs/stage.h"
 
 #include <errno.h>
@@ -265,19 +266,6 @@ static int cmp_slot(const void *a, const void *b)
 /* ---------------------------------------------------------------------- */
 /* Stager lifecycle */
 
-static OGRSpatialReferenceH srs_from(const char *def)
-{
-	OGRSpatialReferenceH s = OSRNewSpatialReference(NULL);
-	if (!s)
-		return NULL;
-	if (OSRSetFromUserInput(s, def) != OGRERR_NONE) {
-		OSRDestroySpatialReference(s);
-		return NULL;
-	}
-	OSRSetAxisMappingStrategy(s, OAMS_TRADITIONAL_GIS_ORDER);
-	return s;
-}
-
 static void src_close(struct src *s)
 {
 	VZ_FREEF(GDALClose, s->ds);
@@ -307,7 +295,7 @@ int vz_stager_new(const struct vz_conf *c, struct vz_stager **out)
 	GEOSContext_setErrorMessageHandler_r(st->geos, geos_msg_handler, st);
 	GEOSContext_setNoticeMessageHandler_r(st->geos, geos_notice_handler,
 					      st);
-	st->tms_srs = srs_from(c->tms->crs);
+	st->tms_srs = vz_srs_from(c->tms->crs);
 	if (!st->tms_srs) {
 		vz_err_set("TMS %s: cannot create CRS %s: %s", c->tms->id,
 			   c->tms->crs, st->cpl_msg);
@@ -315,7 +303,7 @@ int vz_stager_new(const struct vz_conf *c, struct vz_stager **out)
 		goto err;
 	}
 	if (c->input_crs && c->input_crs[0]) {
-		st->input_srs = srs_from(c->input_crs);
+		st->input_srs = vz_srs_from(c->input_crs);
 		if (!st->input_srs) {
 			vz_err_set("input_crs '%s' is not a usable CRS: %s",
 				   c->input_crs, st->cpl_msg);
@@ -1832,7 +1820,7 @@ int vz_stage_write_gpkg(struct vz_stager *st, const char *path,
 		goto out;
 	}
 	drv = GDALGetDriverByName("GPKG");
-	srs = srs_from(c->tms->kind == VZ_TMS_WORLDCRS84QUAD ? "OGC:CRS84" :
+	srs = vz_srs_from(c->tms->kind == VZ_TMS_WORLDCRS84QUAD ? "OGC:CRS84" :
 							       c->tms->crs);
 	if (!drv || !srs) {
 		vz_err_set("%s: GPKG driver or TMS CRS unavailable", path);

@@ -253,20 +253,37 @@ int vz_shard_plan(struct vz_builder *b)
 		}
 	qsort(centres, n_feat, sizeof *centres, cmp_u64);
 	zs = c->z_max;
-	for (int z = c->z_min; z <= c->z_max; z++) {
-		int d = c->z_max - z;
-		uint64_t distinct = 0, prev = UINT64_MAX;
-		for (uint64_t i = 0; i < n_feat; i++) {
-			uint64_t k = ((centres[i] >> 32 >> d) << 32) |
-				     ((centres[i] & 0xffffffffu) >> d);
-			if (k != prev)
-				distinct++;
-			prev = k;
+	{
+		/* The distinct max-zoom tiles of the centres, then for each
+		 * zoom the distinct tiles above them (shifting x and y breaks
+		 * the sort order, so each zoom is sorted again). */
+		uint64_t m = 0, *tiles = malloc((n_feat ? n_feat : 1) * 8),
+			 *tmp = malloc((n_feat ? n_feat : 1) * 8);
+		if (!tiles || !tmp) {
+			free(tiles);
+			free(tmp);
+			rc = -ENOMEM;
+			goto out;
 		}
-		if (distinct >= 16 * (uint64_t)b->shard_n) {
-			zs = z;
-			break;
+		for (uint64_t i = 0; i < n_feat; i++)
+			if (m == 0 || tiles[m - 1] != centres[i])
+				tiles[m++] = centres[i];
+		for (int z = c->z_min; z <= c->z_max; z++) {
+			int d = c->z_max - z;
+			uint64_t distinct = 0;
+			for (uint64_t i = 0; i < m; i++)
+				tmp[i] = ((tiles[i] >> 32 >> d) << 32) |
+					 ((tiles[i] & 0xffffffffu) >> d);
+			qsort(tmp, m, sizeof *tmp, cmp_u64);
+			for (uint64_t i = 0; i < m; i++)
+				distinct += i == 0 || tmp[i] != tmp[i - 1];
+			if (distinct >= 16 * (uint64_t)b->shard_n) {
+				zs = z;
+				break;
+			}
 		}
+		free(tiles);
+		free(tmp);
 	}
 	b->split_z = zs;
 

@@ -681,30 +681,38 @@ static int parse_stats(const struct pctx *x, json_object *v)
 	return 0;
 }
 
+/* Index of attribute column @p name in c->attrs, added when new.
+ * @return the index, or -ENOMEM. */
+static int attr_index(struct vz_conf *c, const char *name)
+{
+	size_t j;
+	char **a;
+
+	for (j = 0; j < c->n_attrs; j++)
+		if (strcmp(c->attrs[j], name) == 0)
+			return (int)j;
+	a = realloc(c->attrs, (c->n_attrs + 1) * sizeof *a);
+	if (!a)
+		return nomem();
+	c->attrs = a;
+	if (!(a[j] = strdup(name)))
+		return nomem();
+	c->n_attrs++;
+	return (int)j;
+}
+
 /* Distinct attribute columns, in order of first use. */
 static int collect_attrs(struct vz_conf *c)
 {
 	for (size_t i = 0; i < c->n_stats; i++) {
 		struct vz_stat *s = &c->stats[i];
-		size_t j;
 
 		s->attr = -1;
 		if (s->prop != VZ_PROP_ATTRIBUTE)
 			continue;
-		for (j = 0; j < c->n_attrs; j++)
-			if (strcmp(c->attrs[j], s->property) == 0)
-				break;
-		if (j == c->n_attrs) {
-			char **a =
-				realloc(c->attrs, (c->n_attrs + 1) * sizeof *a);
-			if (!a)
-				return nomem();
-			c->attrs = a;
-			if (!(a[j] = strdup(s->property)))
-				return nomem();
-			c->n_attrs++;
-		}
-		s->attr = (int)j;
+		s->attr = attr_index(c, s->property);
+		if (s->attr < 0)
+			return s->attr;
 	}
 	return 0;
 }
@@ -721,24 +729,12 @@ static int collect_keep_attrs(struct vz_conf *c)
 		return 0;
 	for (size_t i = 0; i < c->n_keep_rules; i++) {
 		struct vz_keep_rule *r = &c->keep_rules[i];
-		size_t j;
 
 		if (r->src != VZ_KEEP_ATTR)
 			continue;
-		for (j = 0; j < c->n_attrs; j++)
-			if (strcmp(c->attrs[j], r->property) == 0)
-				break;
-		if (j == c->n_attrs) {
-			char **a =
-				realloc(c->attrs, (c->n_attrs + 1) * sizeof *a);
-			if (!a)
-				return nomem();
-			c->attrs = a;
-			if (!(a[j] = strdup(r->property)))
-				return nomem();
-			c->n_attrs++;
-		}
-		r->attr = (int)j;
+		r->attr = attr_index(c, r->property);
+		if (r->attr < 0)
+			return r->attr;
 	}
 	return 0;
 }

@@ -65,6 +65,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--load", action="store_true")
     ap.add_argument("--ready", help="create this file once reading starts")
+    ap.add_argument("--partial-csv", action="store_true",
+                    help="the pyramid is still being built: "
+                    "rasters_summary.csv must hold the reference header and "
+                    "only reference rows (a subset), not all of them")
     a = ap.parse_args()
 
     existing = []
@@ -109,6 +113,10 @@ def main():
     # malformed names are missing too (the path parser's job)
     missing += ["web_tiles/x.png", "geotiff/" + "9" * 30 + ".tif",
                 existing[0] + ".bak", "no_such_dir/0/0/0.png"]
+
+    def csv_subset(body, ref):
+        got, want = body.decode().splitlines(), ref.decode().splitlines()
+        return bool(got) and got[0] == want[0] and set(got[1:]) <= set(want[1:])
 
     refcache = {}
     reflock = threading.Lock()
@@ -195,7 +203,9 @@ def main():
                 if status != 200:
                     if not a.load:
                         note_error("%s: status %d, want the tile" % (p, status))
-                elif body != ref_bytes(p):
+                elif body != ref_bytes(p) and not (
+                        a.partial_csv and p == "rasters_summary.csv"
+                        and csv_subset(body, ref_bytes(p))):
                     with lock:
                         st["wrong"] += 1
                         if len(st["errors"]) < 10:

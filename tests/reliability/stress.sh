@@ -76,12 +76,14 @@ fi
 
 grep -q '"prefetching": true' "$T/mnt/.vizfs/status" && during=yes || during=no
 t0=$(date +%s)
+# the prefetcher may still run: the CSV is then a subset of the final one
 "$PY" "$READER" --ref "$T/ref" --root "$T/mnt" --threads "$TH" --count "$N" \
-	--seed "$SEED" --pid "$MPID" >"$T/r-fs" 2>&1 &
+	--seed "$SEED" --pid "$MPID" --partial-csv >"$T/r-fs" 2>&1 &
 rfs=$!
 if [ -n "$web" ]; then
 	"$PY" "$READER" --ref "$T/ref" --root "http://127.0.0.1:$PORT" \
-		--threads "$TH" --count "$N" --seed "$((SEED + 1))" >"$T/r-web" 2>&1 &
+		--threads "$TH" --count "$N" --seed "$((SEED + 1))" \
+		--partial-csv >"$T/r-web" 2>&1 &
 	rweb=$!
 fi
 wait "$rfs" && ok || fail "mount readers: $(cat "$T/r-fs")"
